@@ -1,0 +1,158 @@
+//! [`Authenticator`]: the one entry point the gateway calls; picks the credential and the checker.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    identity_from_client_cert, AuthnError, ClientCertConfig, ConfigError, Identity,
+    IssuerReadiness, OidcAuthenticator, OidcIssuerConfig, StaticTokens,
+};
+
+/// The authentication section of the gateway's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthnConfig {
+    /// Trusted OIDC issuers.
+    #[serde(default)]
+    pub oidc: Vec<OidcIssuerConfig>,
+    /// Client certificate authentication, when enabled.
+    #[serde(default)]
+    pub client_cert: Option<ClientCertConfig>,
+    /// The break-glass static token file, when enabled.
+    #[serde(default)]
+    pub static_token_file: Option<PathBuf>,
+}
+
+/// Authenticates requests by bearer token (static tokens, then OIDC) or client certificate.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    static_tokens: Option<StaticTokens>,
+    oidc: Option<OidcAuthenticator>,
+    client_certs: bool,
+}
+
+impl Authenticator {
+    /// An authenticator that accepts nothing until methods are added with the `with_*` builders.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds every configured method: validates the OIDC issuers, loads the static token file.
+    pub fn from_config(config: &AuthnConfig) -> Result<Self, ConfigError> {
+        let mut authn = Authenticator::new();
+        if let Some(path) = &config.static_token_file {
+            authn = authn.with_static_tokens(StaticTokens::load(path)?);
+        }
+        if !config.oidc.is_empty() {
+            authn = authn.with_oidc(OidcAuthenticator::new(config.oidc.clone())?);
+        }
+        if config.client_cert.is_some() {
+            authn = authn.with_client_certs();
+        }
+        Ok(authn)
+    }
+
+    /// Accepts the given static tokens (checked before OIDC).
+    pub fn with_static_tokens(mut self, tokens: StaticTokens) -> Self {
+        self.static_tokens = Some(tokens);
+        self
+    }
+
+    /// Accepts tokens from these OIDC issuers.
+    pub fn with_oidc(mut self, oidc: OidcAuthenticator) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// Accepts client certificates (which the TLS layer has verified against the client CA).
+    pub fn with_client_certs(mut self) -> Self {
+        self.client_certs = true;
+        self
+    }
+
+    /// The OIDC authenticator, when configured.
+    pub fn oidc(&self) -> Option<&OidcAuthenticator> {
+        self.oidc.as_ref()
+    }
+
+    /// Authenticates at the current time; see [`authenticate_at`](Self::authenticate_at).
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        client_cert: Option<&[u8]>,
+    ) -> Result<Identity, AuthnError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.authenticate_at(bearer, client_cert, now).await
+    }
+
+    /// Authenticates a request at `now` (Unix seconds).
+    ///
+    /// A bearer token wins over a client certificate, and an invalid bearer token is an error even
+    /// when a valid certificate is also presented: an ambiguous request is refused, not guessed at.
+    /// A client certificate is used only when client certificate authentication is enabled.
+    pub async fn authenticate_at(
+        &self,
+        bearer: Option<&str>,
+        client_cert: Option<&[u8]>,
+        now: u64,
+    ) -> Result<Identity, AuthnError> {
+        if let Some(token) = bearer {
+            return self.authenticate_bearer(token, now).await;
+        }
+        match client_cert {
+            Some(der) if self.client_certs => identity_from_client_cert(der),
+            _ => Err(AuthnError::NoCredentials),
+        }
+    }
+
+    async fn authenticate_bearer(&self, token: &str, now: u64) -> Result<Identity, AuthnError> {
+        if token.is_empty() {
+            return Err(AuthnError::MalformedToken("empty bearer token"));
+        }
+        if token.len() > crate::MAX_TOKEN_BYTES {
+            return Err(AuthnError::TokenTooLarge {
+                len: token.len(),
+                max: crate::MAX_TOKEN_BYTES,
+            });
+        }
+        if let Some(identity) = self
+            .static_tokens
+            .as_ref()
+            .and_then(|t| t.authenticate(token))
+        {
+            return Ok(identity);
+        }
+        match &self.oidc {
+            Some(oidc) => oidc.authenticate(token, now).await,
+            None => Err(AuthnError::InvalidBearerToken),
+        }
+    }
+
+    /// Fetches every OIDC issuer's keys now (warm-up) and reports readiness.
+    pub async fn refresh(&self) -> Vec<IssuerReadiness> {
+        match &self.oidc {
+            Some(oidc) => oidc.refresh().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether each OIDC issuer's keys are loaded, without I/O.
+    pub fn readiness(&self) -> Vec<IssuerReadiness> {
+        self.oidc
+            .as_ref()
+            .map(|o| o.readiness())
+            .unwrap_or_default()
+    }
+
+    /// Whether the authenticator can serve: every OIDC issuer has keys (true when none is configured).
+    pub fn is_ready(&self) -> bool {
+        self.oidc.as_ref().is_none_or(|o| o.is_ready())
+    }
+}
+
+#[cfg(test)]
+mod tests;

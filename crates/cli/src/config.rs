@@ -1,0 +1,398 @@
+//! The gateway's configuration: one typed struct, layered file < environment < flags, validated once.
+//! Every error names the field it is about.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid (unknown field, wrong type, bad YAML).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid value for {field}: {message}")]
+    Invalid {
+        /// The field, as spelled in the file (flags and env vars map onto the same names).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration of `custos serve`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the gateway's TLS listener.
+    pub listen: String,
+    /// Address of the plain-HTTP operations listener (`/healthz`, `/readyz`, `/metrics`); empty disables it.
+    pub ops_listen: String,
+    /// Where Custos keeps its state (generated certificates, later the audit log).
+    pub data_dir: PathBuf,
+    /// The apiserver to forward to.
+    pub upstream: UpstreamSection,
+    /// The serving certificate.
+    pub tls: TlsSection,
+    /// How callers authenticate.
+    pub authentication: AuthnSection,
+    /// Request limits.
+    pub limits: LimitsSection,
+}
+
+/// `upstream:`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct UpstreamSection {
+    /// Kubeconfig whose current context is the apiserver and the gateway's credential; default
+    /// `$KUBECONFIG`, then `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `tls:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// Serving certificate chain (PEM); with `keyFile`. Default: generated in `<dataDir>/tls`.
+    pub cert_file: Option<PathBuf>,
+    /// Serving key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Names and IPs of a generated serving certificate.
+    pub names: Vec<String>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert_file: None,
+            key_file: None,
+            names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+/// `authentication:`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AuthnSection {
+    /// OIDC issuers whose ID tokens are accepted.
+    pub oidc: Vec<OidcSection>,
+    /// CA whose client certificates are accepted (CN → user, O → groups).
+    pub client_ca_file: Option<PathBuf>,
+    /// Break-glass static tokens, CSV like the apiserver's `--token-auth-file`.
+    pub token_file: Option<PathBuf>,
+}
+
+/// One entry of `authentication.oidc:`, with the apiserver's `--oidc-*` meanings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct OidcSection {
+    /// Issuer URL; must be https and equal the tokens' `iss`.
+    #[serde(rename = "issuerURL")]
+    pub issuer_url: String,
+    /// Accepted audiences (client ids).
+    #[serde(rename = "clientIDs")]
+    pub client_ids: Vec<String>,
+    /// Claim that holds the username (default `sub`).
+    pub username_claim: Option<String>,
+    /// Prefix added to usernames (`-` for none).
+    pub username_prefix: Option<String>,
+    /// Claim that holds the groups (default `groups`).
+    pub groups_claim: Option<String>,
+    /// Prefix added to group names.
+    pub groups_prefix: Option<String>,
+    /// Claims that must be present with these values.
+    pub required_claims: BTreeMap<String, String>,
+    /// CA bundle for the issuer's discovery and JWKS endpoints.
+    pub ca_file: Option<PathBuf>,
+    /// Accepted signing algorithms (default RS256).
+    pub signing_algs: Vec<String>,
+}
+
+/// `limits:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request body forwarded, bytes.
+    pub max_body_bytes: usize,
+    /// Largest request header section, bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let d = custos_gateway::Limits::default();
+        LimitsSection {
+            max_body_bytes: d.max_body_bytes,
+            max_header_bytes: d.max_header_bytes,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8443".into(),
+            ops_listen: "127.0.0.1:8444".into(),
+            data_dir: PathBuf::from("custos-data"),
+            upstream: UpstreamSection::default(),
+            tls: TlsSection::default(),
+            authentication: AuthnSection::default(),
+            limits: LimitsSection::default(),
+        }
+    }
+}
+
+/// Values given as flags or `CUSTOS_*` environment variables; each overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address of the TLS listener [file: listen]
+    #[arg(long, env = "CUSTOS_LISTEN")]
+    pub listen: Option<String>,
+    /// Address of the ops listener, "" to disable [file: opsListen]
+    #[arg(long, env = "CUSTOS_OPS_LISTEN")]
+    pub ops_listen: Option<String>,
+    /// State directory [file: dataDir]
+    #[arg(long, env = "CUSTOS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kubeconfig of the upstream apiserver [file: upstream.kubeconfig]
+    #[arg(long, env = "CUSTOS_UPSTREAM_KUBECONFIG")]
+    pub upstream_kubeconfig: Option<PathBuf>,
+    /// Serving certificate [file: tls.certFile]
+    #[arg(long, env = "CUSTOS_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Serving key [file: tls.keyFile]
+    #[arg(long, env = "CUSTOS_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// OIDC issuer URL (sets the first issuer) [file: authentication.oidc[0].issuerURL]
+    #[arg(long, env = "CUSTOS_OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+    /// OIDC client id / audience, repeatable [file: authentication.oidc[0].clientIDs]
+    #[arg(long, env = "CUSTOS_OIDC_CLIENT_ID", value_delimiter = ',')]
+    pub oidc_client_id: Vec<String>,
+    /// Username claim [file: authentication.oidc[0].usernameClaim]
+    #[arg(long, env = "CUSTOS_OIDC_USERNAME_CLAIM")]
+    pub oidc_username_claim: Option<String>,
+    /// Username prefix [file: authentication.oidc[0].usernamePrefix]
+    #[arg(long, env = "CUSTOS_OIDC_USERNAME_PREFIX")]
+    pub oidc_username_prefix: Option<String>,
+    /// Groups claim [file: authentication.oidc[0].groupsClaim]
+    #[arg(long, env = "CUSTOS_OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// Groups prefix [file: authentication.oidc[0].groupsPrefix]
+    #[arg(long, env = "CUSTOS_OIDC_GROUPS_PREFIX")]
+    pub oidc_groups_prefix: Option<String>,
+    /// CA for the issuer's endpoints [file: authentication.oidc[0].caFile]
+    #[arg(long, env = "CUSTOS_OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// CA of accepted client certificates [file: authentication.clientCAFile]
+    #[arg(long, env = "CUSTOS_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Static token file [file: authentication.tokenFile]
+    #[arg(long, env = "CUSTOS_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the file (if any), applies overrides, and validates the result.
+    pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(p) => Self::from_file(p)?,
+            None => Config::default(),
+        };
+        c.apply(o);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Parses a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses config YAML; an empty document is the defaults.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        set(&mut self.listen, &o.listen);
+        set(&mut self.ops_listen, &o.ops_listen);
+        set(&mut self.data_dir, &o.data_dir);
+        if o.upstream_kubeconfig.is_some() {
+            self.upstream.kubeconfig.clone_from(&o.upstream_kubeconfig);
+        }
+        if o.tls_cert_file.is_some() {
+            self.tls.cert_file.clone_from(&o.tls_cert_file);
+        }
+        if o.tls_key_file.is_some() {
+            self.tls.key_file.clone_from(&o.tls_key_file);
+        }
+        if o.client_ca_file.is_some() {
+            self.authentication
+                .client_ca_file
+                .clone_from(&o.client_ca_file);
+        }
+        if o.token_auth_file.is_some() {
+            self.authentication
+                .token_file
+                .clone_from(&o.token_auth_file);
+        }
+        let any_oidc = o.oidc_issuer_url.is_some()
+            || !o.oidc_client_id.is_empty()
+            || o.oidc_username_claim.is_some()
+            || o.oidc_username_prefix.is_some()
+            || o.oidc_groups_claim.is_some()
+            || o.oidc_groups_prefix.is_some()
+            || o.oidc_ca_file.is_some();
+        if any_oidc {
+            if self.authentication.oidc.is_empty() {
+                self.authentication.oidc.push(OidcSection::default());
+            }
+            let first = &mut self.authentication.oidc[0];
+            set(&mut first.issuer_url, &o.oidc_issuer_url);
+            if !o.oidc_client_id.is_empty() {
+                first.client_ids.clone_from(&o.oidc_client_id);
+            }
+            opt(&mut first.username_claim, &o.oidc_username_claim);
+            opt(&mut first.username_prefix, &o.oidc_username_prefix);
+            opt(&mut first.groups_claim, &o.oidc_groups_claim);
+            opt(&mut first.groups_prefix, &o.oidc_groups_prefix);
+            opt(&mut first.ca_file, &o.oidc_ca_file);
+        }
+    }
+
+    /// Checks every value; the first problem is returned with its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "listen",
+                format!("{:?} is not host:port ({e})", self.listen),
+            )
+        })?;
+        if !self.ops_listen.is_empty() {
+            self.ops_listen.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "opsListen",
+                    format!("{:?} is not host:port ({e})", self.ops_listen),
+                )
+            })?;
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("dataDir", "must not be empty"));
+        }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => {
+                return Err(invalid("tls.keyFile", "required when tls.certFile is set"))
+            }
+            (None, Some(_)) => {
+                return Err(invalid("tls.certFile", "required when tls.keyFile is set"))
+            }
+            _ => {}
+        }
+        if self.tls.cert_file.is_none() && self.tls.names.is_empty() {
+            return Err(invalid(
+                "tls.names",
+                "at least one name is needed for a generated certificate",
+            ));
+        }
+        for (i, o) in self.authentication.oidc.iter().enumerate() {
+            let f = |name: &str| format!("authentication.oidc[{i}].{name}");
+            if !o.issuer_url.starts_with("https://") {
+                return Err(invalid(
+                    &f("issuerURL"),
+                    format!("{:?} must be an https URL", o.issuer_url),
+                ));
+            }
+            if o.client_ids.is_empty() || o.client_ids.iter().any(|c| c.is_empty()) {
+                return Err(invalid(
+                    &f("clientIDs"),
+                    "at least one non-empty client id (audience) is required",
+                ));
+            }
+            for alg in &o.signing_algs {
+                if alg.eq_ignore_ascii_case("none") || alg.to_ascii_uppercase().starts_with("HS") {
+                    return Err(invalid(
+                        &f("signingAlgs"),
+                        format!("{alg} is never accepted"),
+                    ));
+                }
+            }
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.maxBodyBytes", "must be greater than 0"));
+        }
+        if self.limits.max_header_bytes < 1024 {
+            return Err(invalid("limits.maxHeaderBytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+
+    /// The upstream kubeconfig path: configured, else `$KUBECONFIG` (first entry), else `~/.kube/config`.
+    pub fn upstream_kubeconfig(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(p) = &self.upstream.kubeconfig {
+            return Ok(p.clone());
+        }
+        if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
+            if let Some(first) = std::env::split_paths(&k).next() {
+                return Ok(first);
+            }
+        }
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".kube").join("config"))
+            .ok_or_else(|| {
+                invalid(
+                    "upstream.kubeconfig",
+                    "not set, and neither KUBECONFIG nor HOME is",
+                )
+            })
+    }
+}
+
+fn set<T: Clone>(dst: &mut T, src: &Option<T>) {
+    if let Some(v) = src {
+        dst.clone_from(v);
+    }
+}
+
+fn opt<T: Clone>(dst: &mut Option<T>, src: &Option<T>) {
+    if src.is_some() {
+        dst.clone_from(src);
+    }
+}
+
+#[cfg(test)]
+mod tests;

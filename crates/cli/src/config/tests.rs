@@ -1,0 +1,65 @@
+use super::*;
+
+#[test]
+fn empty_file_gives_the_embedded_defaults() {
+    let c = Config::from_yaml("").expect("defaults");
+    assert_eq!(c, Config::default());
+    c.validate().expect("defaults are valid");
+}
+
+#[test]
+fn unknown_field_is_refused_with_its_name_and_line() {
+    let err = Config::from_yaml("listen: 127.0.0.1:1\nlisten_port: 5\n").expect_err("refused");
+    assert!(err.contains("listen_port"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let file = "listen: 127.0.0.1:1111\nauthentication:\n  oidc:\n  - issuerURL: https://a.example\n    clientIDs: [a]\n";
+    let mut c = Config::from_yaml(file).expect("parse");
+    let o = Overrides {
+        listen: Some("127.0.0.1:2222".into()),
+        oidc_client_id: vec!["b".into()],
+        ..Default::default()
+    };
+    c.apply(&o);
+    c.validate().expect("valid");
+    assert_eq!(c.listen, "127.0.0.1:2222");
+    assert_eq!(c.authentication.oidc[0].issuer_url, "https://a.example");
+    assert_eq!(c.authentication.oidc[0].client_ids, vec!["b".to_string()]);
+}
+
+#[test]
+fn invalid_values_name_their_field() {
+    let cases = [
+        ("listen: nope\n", "listen"),
+        ("opsListen: 1.2.3.4\n", "opsListen"),
+        ("tls:\n  certFile: a.pem\n", "tls.keyFile"),
+        ("authentication:\n  oidc:\n  - issuerURL: http://dex\n    clientIDs: [a]\n", "authentication.oidc[0].issuerURL"),
+        ("authentication:\n  oidc:\n  - issuerURL: https://dex\n", "authentication.oidc[0].clientIDs"),
+        ("authentication:\n  oidc:\n  - issuerURL: https://dex\n    clientIDs: [a]\n    signingAlgs: [HS256]\n", "authentication.oidc[0].signingAlgs"),
+        ("limits:\n  maxBodyBytes: 0\n", "limits.maxBodyBytes"),
+    ];
+    for (yaml, field) in cases {
+        let c = Config::from_yaml(yaml).expect("parses");
+        match c.validate() {
+            Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{yaml}"),
+            other => panic!("{yaml}: expected an invalid {field}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn hostile_yaml_is_an_error_not_a_panic() {
+    for junk in [
+        "[",
+        "listen: [1, 2]",
+        "{{{{",
+        "limits:\n  maxBodyBytes: -1\n",
+        "\u{0}",
+        "&a [*a]",
+    ] {
+        assert!(Config::from_yaml(junk).is_err(), "{junk:?}");
+    }
+}

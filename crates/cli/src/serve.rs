@@ -1,0 +1,185 @@
+//! `custos serve`: turns a validated [`Config`] into running listeners.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use custos_authn::{Authenticator, AuthnConfig, ClientCertConfig, OidcIssuerConfig, SigningAlg};
+use custos_gateway::kubeconfig::UpstreamConfig;
+use custos_gateway::{ops, tls, Gateway, Limits, Upstream};
+
+use crate::config::{Config, OidcSection};
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn run(cfg: Config) -> Result<()> {
+    let kubeconfig = cfg.upstream_kubeconfig()?;
+    let upstream_cfg =
+        UpstreamConfig::from_kubeconfig(&kubeconfig).context("upstream.kubeconfig")?;
+    let upstream = Upstream::new(&upstream_cfg).context("upstream")?;
+
+    let (cert, key, ca) = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), None),
+        _ => {
+            let p = tls::ensure_self_signed(&cfg.data_dir.join("tls"), &cfg.tls.names)
+                .context("tls")?;
+            (p.server_cert, p.server_key, Some(p.ca_cert))
+        }
+    };
+
+    let authn_cfg = authn_config(&cfg)?;
+    let verifier = match &authn_cfg.client_cert {
+        Some(c) => {
+            Some(custos_authn::client_cert_verifier(c).context("authentication.clientCAFile")?)
+        }
+        None => None,
+    };
+    let authenticator = Arc::new(Authenticator::from_config(&authn_cfg).context("authentication")?);
+    if authn_cfg.oidc.is_empty()
+        && authn_cfg.client_cert.is_none()
+        && authn_cfg.static_token_file.is_none()
+    {
+        tracing::warn!(
+            "no authentication configured (authentication.oidc, clientCAFile, tokenFile): every request will be refused with 401"
+        );
+    }
+    let server_tls = Arc::new(tls::server_config(&cert, &key, verifier).context("tls")?);
+
+    let gateway = Arc::new(Gateway {
+        authenticator: authenticator.clone(),
+        upstream,
+        limits: Limits {
+            max_body_bytes: cfg.limits.max_body_bytes,
+            max_header_bytes: cfg.limits.max_header_bytes,
+            ..Limits::default()
+        },
+        metrics: Default::default(),
+    });
+
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let ops_listener = if cfg.ops_listen.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&cfg.ops_listen)
+                .await
+                .with_context(|| format!("opsListen: cannot bind {}", cfg.ops_listen))?,
+        )
+    };
+
+    // Load the issuers' keys before announcing readiness to serve; a failure is retried by the cache
+    // on the first token and reported by /readyz, so start-up does not hang on an IdP outage.
+    for r in authenticator.refresh().await {
+        match r.last_error {
+            Some(e) => tracing::warn!(issuer = %r.issuer, error = %e, "OIDC keys not loaded yet"),
+            None => tracing::info!(issuer = %r.issuer, keys = r.key_count, "OIDC keys loaded"),
+        }
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut ops_task = None;
+    if let Some(l) = ops_listener {
+        let ops_addr = l.local_addr()?;
+        println!("ops http://{ops_addr}");
+        let mut rx = stop_rx.clone();
+        ops_task = Some(tokio::spawn(ops::serve_ops(
+            l,
+            gateway.clone(),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        )));
+    }
+    // The lines tests and scripts read: where we serve, and which CA to trust.
+    println!("serving https://{addr}");
+    match &ca {
+        Some(ca) => println!(
+            "ca-certificate {}",
+            std::fs::canonicalize(ca).unwrap_or(ca.clone()).display()
+        ),
+        None => println!("ca-certificate {}", cert.display()),
+    }
+    tracing::info!(%addr, upstream = %gateway.upstream.server, "custos is serving");
+
+    let mut rx = stop_rx.clone();
+    let serve = custos_gateway::serve(listener, server_tls, gateway, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    tokio::pin!(serve);
+    tokio::select! {
+        () = &mut serve => {}
+        () = shutdown_signal() => {
+            tracing::info!("signal received, shutting down");
+            let _ = stop_tx.send(true);
+            serve.await;
+        }
+    }
+    if let Some(t) = ops_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
+    Ok(())
+}
+
+fn authn_config(cfg: &Config) -> Result<AuthnConfig> {
+    let mut oidc = Vec::new();
+    for (i, o) in cfg.authentication.oidc.iter().enumerate() {
+        oidc.push(oidc_config(o).with_context(|| format!("authentication.oidc[{i}]"))?);
+    }
+    Ok(AuthnConfig {
+        oidc,
+        client_cert: cfg
+            .authentication
+            .client_ca_file
+            .clone()
+            .map(|ca_file| ClientCertConfig { ca_file }),
+        static_token_file: cfg.authentication.token_file.clone(),
+    })
+}
+
+fn oidc_config(o: &OidcSection) -> Result<OidcIssuerConfig> {
+    let mut c = OidcIssuerConfig::new(o.issuer_url.clone(), o.client_ids.clone());
+    if let Some(v) = &o.username_claim {
+        c.username_claim.clone_from(v);
+    }
+    c.username_prefix.clone_from(&o.username_prefix);
+    if let Some(v) = &o.groups_claim {
+        c.groups_claim.clone_from(v);
+    }
+    c.groups_prefix.clone_from(&o.groups_prefix);
+    c.required_claims.clone_from(&o.required_claims);
+    c.ca_file.clone_from(&o.ca_file);
+    if !o.signing_algs.is_empty() {
+        c.signing_algs = o
+            .signing_algs
+            .iter()
+            .map(|a| {
+                SigningAlg::from_name(a)
+                    .ok_or_else(|| anyhow::anyhow!("signingAlgs: unknown algorithm {a}"))
+            })
+            .collect::<Result<_>>()?;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,35 @@
+//! Everything that can stop a request inside the gateway, typed; `rescue` turns it into a `Status`.
+
+use custos_kube::impersonation::ImpersonationError;
+use custos_kube::PathError;
+
+use crate::sanitize::SanitizeError;
+
+/// Why the gateway did not (fully) serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The caller could not be authenticated.
+    #[error("Unauthorized: {0}")]
+    Unauthenticated(#[from] custos_authn::AuthnError),
+    /// The path is malformed or ambiguous.
+    #[error("{0}")]
+    Path(#[from] PathError),
+    /// A header was refused.
+    #[error("{0}")]
+    Sanitize(#[from] SanitizeError),
+    /// The identity cannot be expressed as impersonation headers.
+    #[error("{0}")]
+    Impersonation(#[from] ImpersonationError),
+    /// The request body exceeded the configured limit.
+    #[error("the request body is larger than the gateway allows ({limit} bytes)")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The apiserver could not be reached or broke the connection.
+    #[error("the Kubernetes API server is unavailable through Custos: {0}")]
+    UpstreamUnavailable(String),
+    /// A request could not be built (a bug, not the client's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,142 @@
+//! Fixed test keys, generated once for tests only (generating RSA keys in debug builds is slow).
+//!
+//! These private keys are public knowledge: never trust them outside tests.
+
+/// First RSA 2048 key: private key, PKCS#8 PEM.
+pub(crate) const RSA_A_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCSepwRiUIizHC6
+JLm3tKhQ4jdtLu4j0o6EdWnhzGfrFHguTapXn22GH1g6gq5bA2Ii2hBq02pnJuEv
+qAvoMfvNFIsUwDPVBN7xdc89OdW616IJAuuUlG4Ti7JiMVtaNo12rejA/9ojzXtU
+rSiayzHRmncYHZ90V5YUqD7Zwix4bT1N9w4jfsisPC0SHdUJ4U0IK7vquPMuG9sR
+kDR20YsBU6F+BPFR1GJoiZt4sveXYjLGRUAr7eUFK8Kwg9upAGz9n17+axMF683n
+ZYsLhT3kn4k94rWGvlk1Gdzvsuocet1L3I35qWPXU1MkdwvpypKcMzT2WSFfW2lt
+Bt1U0GCnAgMBAAECggEANb+n5QdorTw3YRZ4z2ALIyLfE8FUwPBSO2iaIbDPsQMh
+1lvJVb26gqydw1qQf/UN3ZwGyiwprxAlMUeIlvtAWlBfeI3OdywCYrfIA79lHdpi
+KsxXhX2xpppsKnvR+Zhq8FGARtGbSefsiXXAoIxPC4qSiNbV2+sHtyzFY0JM7yMY
+bOKKl26WT3nQHeBmvSQSJjkrPQnR/p+lfKIXiTEEAukSRLoXcyUlIea/cxuA/6bd
+oTeyW4qlzAZapmswZDvULYLQRdyf7BDDgoRYfoZLoHiEONv8jZ549cC9W6+zMZI5
+F3iQ4pS6gH/qlf9D3GJJEDVciE1Ny1Lyn8GFwdN8gQKBgQDDgBmIWsIb5CgRnqza
+xeZUdeQj9jn8U3LNsoUw3qr1OPxg9NHzWyZLHdRBbN7pLPGrF4hAfzzkykPgEIGv
+GQAzh+gMbOE1A5xzTNmpKKCyKnRhVqBdXBpHNpYq1Ea5toB+PTSrMSreoCbsxkn+
+OM0nNe060dtfsAgprEncO+92fQKBgQC/zvDcNB1xsvTxINPjTDYU6ADkiSL/nwde
+fG3CPUai2xuVNh5sXUCnUAhJP9TdPj3NQoZJOI+aTdpbwtz4cupVSzsCFRAxYFKY
+Og7qitjbBvEGVaDRViCCMa3nSXEj83YVtr/7s9M0Fa26yWBjEi4+v17hISZ8GZnJ
+LVy2HjsI8wKBgA24FJKcA9kfNqyd3PVxQ8uThlH7um/5jyneKDiYt5iDyjonlAAm
+2lYVHssEj9P/ImpmOVqFU0me5Ap6Pg+CiqATHnaYwWkN+tGgh/m17yjxj78w7AoB
+J5rturYAtYHcy8GQG/0TczWyOWkONS0Q4VyqDR6+kU1yte/utjQtRI2lAoGAb9d0
+7pGc0Z1t4eQoaRMZPduCGcA1HiRWoaugPHCKbY+hZ8Hkv38ooeayzjNgJZmTY8p0
+juFiKrFWr8bSHjSzmwSA5dfuVzw5LPY9mFlZ1W0YwX7QhP/ZeNEK/CAAztu5cTPc
+giH69xXk9VNS1rHVMVVZN6Ci1h3/ZCUFOFQsTC0CgYBiZUwdjpVC5i2eIflab3MD
+WQrYYzZENrq6s823i2FCG1O73FAheZtHIoV5FyXpH8OgDLUTkWDUpoDsk5CEFZBo
+4iTX2wtwxbDk1pRwWz7ShMjHQwG4HuK1pnCKDj5KJ62kXbo4JEYePZFsw+ZRN0Qb
+k2QUGIJQTFpWATD/JHyiYw==
+-----END PRIVATE KEY-----
+";
+/// First RSA 2048 key: public key, SPKI PEM.
+pub(crate) const RSA_A_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAknqcEYlCIsxwuiS5t7So
+UOI3bS7uI9KOhHVp4cxn6xR4Lk2qV59thh9YOoKuWwNiItoQatNqZybhL6gL6DH7
+zRSLFMAz1QTe8XXPPTnVuteiCQLrlJRuE4uyYjFbWjaNdq3owP/aI817VK0omssx
+0Zp3GB2fdFeWFKg+2cIseG09TfcOI37IrDwtEh3VCeFNCCu76rjzLhvbEZA0dtGL
+AVOhfgTxUdRiaImbeLL3l2IyxkVAK+3lBSvCsIPbqQBs/Z9e/msTBevN52WLC4U9
+5J+JPeK1hr5ZNRnc77LqHHrdS9yN+alj11NTJHcL6cqSnDM09lkhX1tpbQbdVNBg
+pwIDAQAB
+-----END PUBLIC KEY-----
+";
+/// First RSA 2048 key: JWK modulus `n`.
+pub(crate) const RSA_A_N: &str = "knqcEYlCIsxwuiS5t7SoUOI3bS7uI9KOhHVp4cxn6xR4Lk2qV59thh9YOoKuWwNiItoQatNqZybhL6gL6DH7zRSLFMAz1QTe8XXPPTnVuteiCQLrlJRuE4uyYjFbWjaNdq3owP_aI817VK0omssx0Zp3GB2fdFeWFKg-2cIseG09TfcOI37IrDwtEh3VCeFNCCu76rjzLhvbEZA0dtGLAVOhfgTxUdRiaImbeLL3l2IyxkVAK-3lBSvCsIPbqQBs_Z9e_msTBevN52WLC4U95J-JPeK1hr5ZNRnc77LqHHrdS9yN-alj11NTJHcL6cqSnDM09lkhX1tpbQbdVNBgpw";
+/// First RSA 2048 key: JWK exponent `e`.
+pub(crate) const RSA_A_E: &str = "AQAB";
+/// Second RSA 2048 key (rotation): private key, PKCS#8 PEM.
+pub(crate) const RSA_B_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCy1ZdSvS1HzWh+
+d28o+6/prGtMOOSbBhrulecXNXMFu2Sc7Itzag7txiMGzdpBZUSMfa/KJLKwYN0u
+e0K3woKPFN/tXTgi2tij1b4pdfgLYqH3DnyuzeaT8X793qwgIZF9qJvj/k7Q53B/
+rNfFA+SPaPJjgvBe8go03I/blTEhcQ/i8BdAbitFO1v5eTVn8yr71rj4Nb2cUD/w
+YupxdZTo/s0YbyVFGakIJjSbSiv4eEHefmabMe1rQuzP2avyJkFVUQU4jdbO5hvB
+C+roKKbd6NiwJnysGIFKPGHkp0LHGwzgcVsUGK7Q8bJ8vHRlam4PvjDbVAzZmToq
+V4OcV54HAgMBAAECggEAAQKIulOmBT3IedqLkonFgzWjk/S16ZcnzqMEXGaGZOdq
+lCIwT8tNiF/tf0f1XUjLyJbw7FaM5/fLr5UJFwlUo8wdnngziMNtJJ+155WnV5tn
+LNe0e2d3yX55KCoMm1yC4dKXE1mUG8sLLR4p5rk0zx/ZjEg4D9pXlY5cWsFIjGkf
+FwnGq27cheeEv6PpZXbNzBvjKgXINEYPPmj5HkbB3tRgUzYSo8LVIqr9j9BbgtNF
+KzcRy9vj7VacCa522mMlL6QMDWWW+PVNJhA+hmWlvWvqpaSiZCTHgHQ0cYZrjWTh
+R0XOX/ZnO5TyKqduylwlRn8Dpnx2d8xqQG0XPbGCAQKBgQDrYzUe6VxOgzQ/1pDt
++zvImM2wAc7je1OHzYBfgqkdnkFKPEv3SDmSLkLKUD9aMZ/j+H0JL8xQcqbqJPYN
+hF4zUQ4XxfDc/bTio391lLtc6SW81Q1r/hSqDA35Y1YclCh6Y923Xpo5jaWgWOpI
+cUe/pKn2HExhc4LM6So9hTNoRwKBgQDCfpqxzivZMqZHieDXqsQmASlsK6KT7kbV
++7xDxvaGqeT2scQ4tX/yXwFtn5507YB9g2tjCSB1QOavl6KOsB8LbkMCDoeCAJEA
+PcmUs30i8RzrFOiOOyvgRX+9NnnGaO572dVucTvR1MNJGE5W+7kAppBOqEo0YAJM
+qAFduZq8QQKBgBYnSCCYpe9dudUoRIuhUYcXmoQuJ2KRgNMPLD3Q9kmrU0nBUwT6
+7zAq2m5gDxZWBU5XXK04qmoH4F25DM9I3fTGdCUYpAqodhW+fYh7bwbXio2zH4hC
+aX93kvkduEUITKb4Ly3K4Yj5I9VriOE4iCApRzW6hBXH4U+Xwjn4B1aRAoGASPtY
+8P98VLQ80Ptb85GQqPImqQB2sSvoSMN9kbFHMKDv2eI6z0zMBhbAYnJS821rma2G
+zlLOazE/XwR3azOLcq6dVlg9YPr1bjHBQptXiZUQVOYznat2e2GY3VdjuqAFXVQQ
+UrEK0WIVJYiJXPp4IVZfMCTWM3ETa9BfMtxCxAECgYEApSf4vBt3dJRvz6CK927o
+Of5NQBATsgGgqevsTzJthkrDe8lT/JG7Ghba4sLH0bQftxSE6Yj3gnQK1NidSZIa
+wAcLdd5eGfFvDeqJrm1mD6yV1iTItFD0o4eXiz9RNTpPjJWhQv0f2a7VmWr14Ffy
+RB7NhALO8aq0pqdyQVafonA=
+-----END PRIVATE KEY-----
+";
+/// Second RSA 2048 key (rotation): public key, SPKI PEM.
+pub(crate) const RSA_B_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAstWXUr0tR81ofndvKPuv
+6axrTDjkmwYa7pXnFzVzBbtknOyLc2oO7cYjBs3aQWVEjH2vyiSysGDdLntCt8KC
+jxTf7V04ItrYo9W+KXX4C2Kh9w58rs3mk/F+/d6sICGRfaib4/5O0Odwf6zXxQPk
+j2jyY4LwXvIKNNyP25UxIXEP4vAXQG4rRTtb+Xk1Z/Mq+9a4+DW9nFA/8GLqcXWU
+6P7NGG8lRRmpCCY0m0or+HhB3n5mmzHta0Lsz9mr8iZBVVEFOI3WzuYbwQvq6Cim
+3ejYsCZ8rBiBSjxh5KdCxxsM4HFbFBiu0PGyfLx0ZWpuD74w21QM2Zk6KleDnFee
+BwIDAQAB
+-----END PUBLIC KEY-----
+";
+/// Second RSA 2048 key (rotation): JWK modulus `n`.
+pub(crate) const RSA_B_N: &str = "stWXUr0tR81ofndvKPuv6axrTDjkmwYa7pXnFzVzBbtknOyLc2oO7cYjBs3aQWVEjH2vyiSysGDdLntCt8KCjxTf7V04ItrYo9W-KXX4C2Kh9w58rs3mk_F-_d6sICGRfaib4_5O0Odwf6zXxQPkj2jyY4LwXvIKNNyP25UxIXEP4vAXQG4rRTtb-Xk1Z_Mq-9a4-DW9nFA_8GLqcXWU6P7NGG8lRRmpCCY0m0or-HhB3n5mmzHta0Lsz9mr8iZBVVEFOI3WzuYbwQvq6Cim3ejYsCZ8rBiBSjxh5KdCxxsM4HFbFBiu0PGyfLx0ZWpuD74w21QM2Zk6KleDnFeeBw";
+/// Second RSA 2048 key (rotation): JWK exponent `e`.
+pub(crate) const RSA_B_E: &str = "AQAB";
+/// RSA 1024 key (too weak, must be refused): private key, PKCS#8 PEM.
+pub(crate) const RSA_WEAK_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIICdgIBADANBgkqhkiG9w0BAQEFAASCAmAwggJcAgEAAoGBAMZJBqbIkTy/eK8N
+UkraivwJpTBCfA3zh1jatcbI3bETrXPmFj05rEz5MA+TYzx64j0k24dS9QHnLawi
+V3DcEF2nAb7AvQ2hsK4tmU0h3GKE0/zzAap+g3khWOONm+h9ArphMCfEP/VvbqFL
+okNfE91c0qAroyrLrK+XHPdZ1r7FAgMBAAECgYEAunesQKY3Jxis5noxnGEe+Nwd
+M2Aih4AwFRhAf7sf+EmYAXksCtG0vgJM9yjU1uh836FMrVsPO4XqxojZEDJzU+c1
+8N7tVo93vORYtMS+BtnniU4SyIb5Z3pcilajkpVPRu/otexdSGXfdpwqb6EBC3aP
+20wN6AfhNX8UZ1yToNUCQQDnXIUNI2ux0b5KxlTPoBwZjXCY0kyO0P1KFVY861Rj
+7OYzfWF5kybSkmUARjlwcNoKMysRc7RVJ9BFAhP7xYXDAkEA22bE61jHKesW5dIU
+o8DzqgITr/a9j5aCr+6RRNGWZC+LLw7ePv968FnwRh8XdHjZtkp2wo+ljyIYMmZc
+KsB41wJALRTIEDFQsMtvyt4udG58SzZWNFD1/fYXBLJ3pVMtlHL6wBm0Pp4/uFQy
+PgVw98nlkos53yKuhtFFMc0f27U3RQJAMgg4hbbEDDIZEaWboVAiALXiiXEJ/1GC
+Ud5kcD4fPo98/Ok2E0WtYlwQJ911OtFITIKknG+ngIF05SFkiTdFFwJAQHOD6wjK
+iduMTP6e0pvxfs1oA5CaVUU7ZAYkTOcZ42p55CE2APK7jmNtVD73OWuBXiJ2Zowo
+FzCbtMyUhJ6E4Q==
+-----END PRIVATE KEY-----
+";
+/// RSA 1024 key (too weak, must be refused): public key, SPKI PEM.
+pub(crate) const RSA_WEAK_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDGSQamyJE8v3ivDVJK2or8CaUw
+QnwN84dY2rXGyN2xE61z5hY9OaxM+TAPk2M8euI9JNuHUvUB5y2sIldw3BBdpwG+
+wL0NobCuLZlNIdxihNP88wGqfoN5IVjjjZvofQK6YTAnxD/1b26hS6JDXxPdXNKg
+K6Mqy6yvlxz3Wda+xQIDAQAB
+-----END PUBLIC KEY-----
+";
+/// RSA 1024 key (too weak, must be refused): JWK modulus `n`.
+pub(crate) const RSA_WEAK_N: &str = "xkkGpsiRPL94rw1SStqK_AmlMEJ8DfOHWNq1xsjdsROtc-YWPTmsTPkwD5NjPHriPSTbh1L1AectrCJXcNwQXacBvsC9DaGwri2ZTSHcYoTT_PMBqn6DeSFY442b6H0CumEwJ8Q_9W9uoUuiQ18T3VzSoCujKsusr5cc91nWvsU";
+/// RSA 1024 key (too weak, must be refused): JWK exponent `e`.
+pub(crate) const RSA_WEAK_E: &str = "AQAB";
+/// EC P-256 key: private key, PKCS#8 PEM.
+pub(crate) const EC_P256_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg38Sqc9zkB/Jg/yrh
+T7iUMV0yDmzS7OKizbZWUuKxepqhRANCAARd+aBWAkxGU3M6a0LGrf4UNVLVDiP1
+1juZTtj6/ujt6NBYDjzYhaetVmGeb/4P6J3U7XKnqWFh8XCocGwd/dl9
+-----END PRIVATE KEY-----
+";
+/// EC P-256 key: JWK `x`.
+pub(crate) const EC_P256_X: &str = "XfmgVgJMRlNzOmtCxq3-FDVS1Q4j9dY7mU7Y-v7o7eg";
+/// EC P-256 key: JWK `y`.
+pub(crate) const EC_P256_Y: &str = "0FgOPNiFp61WYZ5v_g_ondTtcqepYWHxcKhwbB392X0";
+/// Ed25519 key: private key, PKCS#8 PEM.
+pub(crate) const ED25519_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEINJXuJ6o6eRIgroFIiwb7kiqhqqxUERmr7v1cNulgOny
+-----END PRIVATE KEY-----
+";
+/// Ed25519 key: JWK `x`.
+pub(crate) const ED25519_X: &str = "rm8JitDxcg6mTmobzJfEB_uVu5gZ-yAQNXzeanGeM6E";
