@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use config::{OidcIssuerConfig, SigningAlg};
+pub use http::http_client;
 pub use jwks::KeySource;
 
 use crate::jwt::{self, truncate};

@@ -2,6 +2,7 @@
 //! behaviour lives in the library crates.
 
 mod config;
+mod login;
 mod serve;
 
 use std::path::PathBuf;
@@ -26,6 +27,16 @@ enum Command {
         #[command(flatten)]
         overrides: config::Overrides,
     },
+    /// Add a kubeconfig context for the gateway whose credential is `custos token`, and log in once.
+    Login(login::LoginArgs),
+    /// Print an ExecCredential with a fresh ID token (kubectl runs this as an exec plugin).
+    Token(login::OidcArgs),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +57,8 @@ fn main() -> std::process::ExitCode {
                     .build()?
                     .block_on(serve::run(cfg))
             }),
+        Command::Login(args) => runtime().and_then(|rt| rt.block_on(login::login(args))),
+        Command::Token(args) => runtime().and_then(|rt| rt.block_on(login::token(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

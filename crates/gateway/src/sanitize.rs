@@ -51,6 +51,14 @@ pub enum SanitizeError {
     MalformedAuthorization,
 }
 
+/// The declared `Content-Length`, if present and a number (hyper has already refused malformed ones).
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
 /// Total size of the header section as the client sent it (names, values and separators).
 pub fn header_bytes(headers: &HeaderMap) -> usize {
     headers

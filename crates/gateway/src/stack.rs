@@ -64,8 +64,15 @@ async fn pipeline(
     // authenticate: first, so an anonymous caller learns nothing about paths, policy or the cluster.
     let identity = authenticate(gw, conn, &req).await?;
 
-    // sanitize: refuse what would change who the apiserver thinks is calling.
+    // sanitize: refuse what would change who the apiserver thinks is calling, and a body announced
+    // larger than we forward (a chunked body is cut off at the same limit while it streams).
     sanitize::refuse_impersonation(req.headers())?;
+    if sanitize::content_length(req.headers()).is_some_and(|n| n > gw.limits.max_body_bytes as u64)
+    {
+        return Err(GatewayError::BodyTooLarge {
+            limit: gw.limits.max_body_bytes,
+        });
+    }
 
     // classify: exactly the apiserver's RequestInfo, so policy judges what the apiserver will do. The
     // path is validated here too: one the apiserver could read differently from us is refused (400).
@@ -146,6 +153,7 @@ fn hold_while_streaming(
 fn refusal_reason(e: &GatewayError) -> &'static str {
     match e {
         GatewayError::Unauthenticated(_) => "unauthenticated",
+        GatewayError::Sanitize(SanitizeError::MalformedAuthorization) => "unauthenticated",
         GatewayError::Path(_) => "path",
         GatewayError::Sanitize(SanitizeError::Impersonation(_)) => "impersonation",
         GatewayError::Sanitize(_) => "headers",

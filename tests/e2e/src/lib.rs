@@ -5,6 +5,8 @@
 //! needs `testbed/up` to have run; without it every test fails with that instruction (never skips).
 #![deny(missing_docs)]
 
+pub mod clients;
+pub mod raw;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -129,7 +129,7 @@ async fn get_bounded(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, Fet
 
 /// An https-only client with ring crypto: the roots in `ca_file` if given (they replace the system
 /// roots, like `--oidc-ca-file`), else the platform's; no redirects; bounded time.
-fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, ConfigError> {
+pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
