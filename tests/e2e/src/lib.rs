@@ -122,6 +122,11 @@ pub fn custos_bin() -> Result<PathBuf> {
 impl Custos {
     /// Starts the gateway against the testbed with OIDC from Dex, plus `extra` flags.
     pub fn start(tb: &Testbed, extra: &[&str]) -> Result<Custos> {
+        Self::start_with_upstream(tb, Path::new(tb.var("TESTBED_KUBECONFIG")?), extra)
+    }
+
+    /// Like [`Custos::start`], with another upstream kubeconfig.
+    pub fn start_with_upstream(tb: &Testbed, upstream: &Path, extra: &[&str]) -> Result<Custos> {
         let data_dir = tempfile::tempdir()?;
         let mut child = Command::new(custos_bin()?)
             .arg("serve")
@@ -129,7 +134,7 @@ impl Custos {
             .arg("--data-dir")
             .arg(data_dir.path())
             .arg("--upstream-kubeconfig")
-            .arg(tb.var("TESTBED_KUBECONFIG")?)
+            .arg(upstream)
             .args(["--oidc-issuer-url", tb.var("TESTBED_OIDC_ISSUER")?])
             .args(["--oidc-client-id", tb.var("TESTBED_OIDC_CLIENT_ID")?])
             .args(["--oidc-ca-file", tb.var("TESTBED_CA")?])
