@@ -208,6 +208,21 @@ pub struct Overrides {
     /// CA for the issuer's endpoints [file: authentication.oidc[0].caFile]
     #[arg(long, env = "CUSTOS_OIDC_CA_FILE")]
     pub oidc_ca_file: Option<PathBuf>,
+    /// OIDC signing algorithms accepted, comma-separated [file: authentication.oidc[0].signingAlgs]
+    #[arg(long, env = "CUSTOS_OIDC_SIGNING_ALGS", value_delimiter = ',')]
+    pub oidc_signing_algs: Vec<String>,
+    /// Required claim KEY=VALUE, repeatable [file: authentication.oidc[0].requiredClaims]
+    #[arg(long, env = "CUSTOS_OIDC_REQUIRED_CLAIM", value_delimiter = ',')]
+    pub oidc_required_claim: Vec<String>,
+    /// Name or IP of the generated serving certificate, repeatable [file: tls.names]
+    #[arg(long, env = "CUSTOS_TLS_NAME", value_delimiter = ',')]
+    pub tls_name: Vec<String>,
+    /// Largest request body forwarded, bytes [file: limits.maxBodyBytes]
+    #[arg(long, env = "CUSTOS_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest request header section, bytes [file: limits.maxHeaderBytes]
+    #[arg(long, env = "CUSTOS_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
     /// CA of accepted client certificates [file: authentication.clientCAFile]
     #[arg(long, env = "CUSTOS_CLIENT_CA_FILE")]
     pub client_ca_file: Option<PathBuf>,
@@ -261,6 +276,11 @@ impl Config {
         if o.tls_key_file.is_some() {
             self.tls.key_file.clone_from(&o.tls_key_file);
         }
+        if !o.tls_name.is_empty() {
+            self.tls.names.clone_from(&o.tls_name);
+        }
+        set(&mut self.limits.max_body_bytes, &o.max_body_bytes);
+        set(&mut self.limits.max_header_bytes, &o.max_header_bytes);
         if o.client_ca_file.is_some() {
             self.authentication
                 .client_ca_file
@@ -277,7 +297,9 @@ impl Config {
             || o.oidc_username_prefix.is_some()
             || o.oidc_groups_claim.is_some()
             || o.oidc_groups_prefix.is_some()
-            || o.oidc_ca_file.is_some();
+            || o.oidc_ca_file.is_some()
+            || !o.oidc_signing_algs.is_empty()
+            || !o.oidc_required_claim.is_empty();
         if any_oidc {
             if self.authentication.oidc.is_empty() {
                 self.authentication.oidc.push(OidcSection::default());
@@ -292,6 +314,14 @@ impl Config {
             opt(&mut first.groups_claim, &o.oidc_groups_claim);
             opt(&mut first.groups_prefix, &o.oidc_groups_prefix);
             opt(&mut first.ca_file, &o.oidc_ca_file);
+            if !o.oidc_signing_algs.is_empty() {
+                first.signing_algs.clone_from(&o.oidc_signing_algs);
+            }
+            for kv in &o.oidc_required_claim {
+                // Validated below: a flag without '=' becomes a claim with an empty key.
+                let (k, v) = kv.split_once('=').unwrap_or(("", kv));
+                first.required_claims.insert(k.to_owned(), v.to_owned());
+            }
         }
     }
 
@@ -341,6 +371,12 @@ impl Config {
                 return Err(invalid(
                     &f("clientIDs"),
                     "at least one non-empty client id (audience) is required",
+                ));
+            }
+            if o.required_claims.keys().any(String::is_empty) {
+                return Err(invalid(
+                    &f("requiredClaims"),
+                    "each required claim is KEY=VALUE with a non-empty key",
                 ));
             }
             for alg in &o.signing_algs {

@@ -63,3 +63,48 @@ fn hostile_yaml_is_an_error_not_a_panic() {
         assert!(Config::from_yaml(junk).is_err(), "{junk:?}");
     }
 }
+
+#[test]
+fn every_section_can_be_set_by_flags() {
+    let mut c = Config::default();
+    let o = Overrides {
+        tls_name: vec!["custos.example".into()],
+        max_body_bytes: Some(1024),
+        max_header_bytes: Some(4096),
+        oidc_issuer_url: Some("https://dex.example".into()),
+        oidc_client_id: vec!["custos".into()],
+        oidc_signing_algs: vec!["ES256".into()],
+        oidc_required_claim: vec!["hd=example.com".into()],
+        ..Default::default()
+    };
+    c.apply(&o);
+    c.validate().expect("valid");
+    assert_eq!(c.tls.names, vec!["custos.example".to_string()]);
+    assert_eq!(c.limits.max_body_bytes, 1024);
+    assert_eq!(c.limits.max_header_bytes, 4096);
+    assert_eq!(
+        c.authentication.oidc[0].signing_algs,
+        vec!["ES256".to_string()]
+    );
+    assert_eq!(
+        c.authentication.oidc[0].required_claims["hd"],
+        "example.com"
+    );
+}
+
+#[test]
+fn a_required_claim_flag_without_equals_is_refused() {
+    let mut c = Config::default();
+    c.apply(&Overrides {
+        oidc_issuer_url: Some("https://dex.example".into()),
+        oidc_client_id: vec!["custos".into()],
+        oidc_required_claim: vec!["nonsense".into()],
+        ..Default::default()
+    });
+    match c.validate() {
+        Err(ConfigError::Invalid { field, .. }) => {
+            assert_eq!(field, "authentication.oidc[0].requiredClaims")
+        }
+        other => panic!("expected invalid requiredClaims, got {other:?}"),
+    }
+}
