@@ -122,7 +122,7 @@ pub fn custos_bin() -> Result<PathBuf> {
 impl Custos {
     /// Starts the gateway against the testbed with OIDC from Dex, plus `extra` flags.
     pub fn start(tb: &Testbed, extra: &[&str]) -> Result<Custos> {
-        Self::start_with_upstream(tb, Path::new(tb.var("TESTBED_KUBECONFIG")?), extra)
+        Self::start_with_upstream(tb, Path::new(tb.var("TESTBED_GATEWAY_KUBECONFIG")?), extra)
     }
 
     /// Like [`Custos::start`], with another upstream kubeconfig.

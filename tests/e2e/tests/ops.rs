@@ -43,7 +43,7 @@ fn apiserver_down_gives_503_status_and_not_ready() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // The testbed's admin kubeconfig, pointed at a port where nothing listens.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let kc = std::fs::read_to_string(tb.var("TESTBED_KUBECONFIG")?)?
+    let kc = std::fs::read_to_string(tb.var("TESTBED_GATEWAY_KUBECONFIG")?)?
         .replace(tb.var("TESTBED_SERVER")?, &format!("https://{closed}"));
     ensure!(
         kc.contains(&closed.to_string()),
