@@ -31,6 +31,59 @@ pub struct Authenticator {
     static_tokens: Option<StaticTokens>,
     oidc: Option<OidcAuthenticator>,
     client_certs: bool,
+    verified: VerifiedTokens,
+}
+
+/// How long a verified token is trusted without checking its signature again (bounded by its `exp`).
+pub const VERIFIED_TOKEN_TTL_SECS: u64 = 60;
+/// How many verified tokens are remembered at most.
+pub const VERIFIED_TOKEN_CAPACITY: usize = 10_000;
+
+/// Tokens whose signature and claims were checked recently, keyed by their SHA-256 (never the token).
+///
+/// Re-verifying an RS256 signature on every request of a busy client costs more CPU than the rest of
+/// the gateway's work on that request; the apiserver caches token authentication for the same reason.
+/// An entry lives at most [`VERIFIED_TOKEN_TTL_SECS`] and never past the token's `exp`, so a key removed
+/// from the IdP's JWKS stops being honoured within a minute.
+#[derive(Debug, Default)]
+struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Identity, u64)>>,
+}
+
+impl VerifiedTokens {
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Identity> {
+        let map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .filter(|(_, until)| now < *until)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn put(&self, key: [u8; 32], identity: &Identity, now: u64) {
+        let until = identity
+            .expires_at
+            .map_or(now + VERIFIED_TOKEN_TTL_SECS, |exp| {
+                exp.min(now + VERIFIED_TOKEN_TTL_SECS)
+            });
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= VERIFIED_TOKEN_CAPACITY {
+            map.retain(|_, (_, u)| now < *u);
+            if map.len() >= VERIFIED_TOKEN_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (identity.clone(), until));
+    }
 }
 
 impl Authenticator {

@@ -49,23 +49,27 @@ fn upstream_parts(
     Ok(())
 }
 
-/// Forwards an ordinary (non-upgrade) request and streams the response back.
+/// Forwards an ordinary (non-upgrade) request and streams the response back; `long_running` requests
+/// (watch, logs -f, proxy) get their own HTTP/1.1 connection instead of a stream of the shared HTTP/2 one.
 pub async fn forward(
     gw: &Gateway,
     conn: &ConnInfo,
     req: Request<Incoming>,
     identity: &Identity,
     audit_id: &str,
+    long_running: bool,
 ) -> Result<Response<Body>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     upstream_parts(gw, conn, &mut parts, identity, audit_id, false)?;
     let limit = gw.limits.max_body_bytes;
     let body = Limited::new(body, limit).boxed();
-    let resp = gw
-        .upstream
-        .send(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| send_error(&e, limit))?;
+    let req = Request::from_parts(parts, body);
+    let resp = if long_running {
+        gw.upstream.send_stream(req).await
+    } else {
+        gw.upstream.send(req).await
+    }
+    .map_err(|e| send_error(&e, limit))?;
     Ok(downstream(resp, false))
 }
 
@@ -91,7 +95,7 @@ pub async fn upgrade(
         .boxed();
     let mut resp = gw
         .upstream
-        .send_upgrade(Request::from_parts(parts, body))
+        .send_stream(Request::from_parts(parts, body))
         .await
         .map_err(|e| send_error(&e, 0))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {

@@ -90,11 +90,11 @@ async fn pipeline(
         forward::upgrade(gw, conn, req, &identity, audit_id, stream_kind(&attrs)).await?
     } else if custos_kube::request::is_long_running(&attrs) {
         let guard = gw.metrics.stream_opened(stream_kind(&attrs));
-        forward::forward(gw, conn, req, &identity, audit_id)
+        forward::forward(gw, conn, req, &identity, audit_id, true)
             .await
             .map(|r| hold_while_streaming(r, guard))?
     } else {
-        forward::forward(gw, conn, req, &identity, audit_id).await?
+        forward::forward(gw, conn, req, &identity, audit_id, false).await?
     };
     // mask: response bodies through the masker (issue 6); record: the response record (issue 5).
     Ok(resp)

@@ -1,5 +1,8 @@
-//! The connection to the apiserver: one pooled client for ordinary requests (HTTP/2 when offered) and
-//! one HTTP/1.1 client for upgrades (exec, attach, port-forward), which HTTP/2 cannot carry.
+//! The connection to the apiserver: one pooled client for short requests (HTTP/2 when offered) and one
+//! HTTP/1.1 client for long-running ones: upgrades (exec, attach, port-forward), which HTTP/2 cannot
+//! carry, and watches, `logs -f` and proxy streams. Long-running streams must not share the HTTP/2
+//! connection: the apiserver allows 100 concurrent streams per connection and hyper does not open a
+//! second one when they are used up, so 100 open watches would stall every other request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +41,7 @@ pub struct Upstream {
     /// Bearer token the gateway authenticates with, if it uses one.
     token: Option<http::HeaderValue>,
     pooled: HttpsClient,
-    upgrades: HttpsClient,
+    streams: HttpsClient,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -62,12 +65,12 @@ impl Upstream {
             _ => None,
         };
         let pooled = client(tls.clone(), cfg, true);
-        let upgrades = client(tls, cfg, false);
+        let streams = client(tls, cfg, false);
         Ok(Upstream {
             server: cfg.server.clone(),
             token,
             pooled,
-            upgrades,
+            streams,
         })
     }
 
@@ -89,7 +92,7 @@ impl Upstream {
         }
     }
 
-    /// Sends an ordinary request over the pooled client.
+    /// Sends a short request over the pooled (HTTP/2 when offered) client.
     pub async fn send(
         &self,
         req: http::Request<UpstreamBody>,
@@ -97,12 +100,12 @@ impl Upstream {
         self.pooled.request(req).await
     }
 
-    /// Sends an upgrade request over HTTP/1.1.
-    pub async fn send_upgrade(
+    /// Sends an upgrade or other long-running request over HTTP/1.1, one connection per stream.
+    pub async fn send_stream(
         &self,
         req: http::Request<UpstreamBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
-        self.upgrades.request(req).await
+        self.streams.request(req).await
     }
 }
 

@@ -151,3 +151,36 @@ fn config_builds_each_configured_method() {
     bad.oidc[0].issuer_url = "http://insecure".into();
     assert!(Authenticator::from_config(&bad).is_err());
 }
+
+#[tokio::test]
+async fn a_remembered_token_is_not_honoured_past_its_expiry() {
+    let issuer = TestIssuer::new(ISSUER);
+    let now = custos_testkit::jwt::now();
+    let mut claims = issuer.claims_at("alice", now);
+    claims["exp"] = serde_json::json!(now + 30);
+    let token = issuer.token(&claims);
+    let authn = full();
+    authn
+        .authenticate_at(Some(&token), None, now)
+        .await
+        .expect("valid now");
+    // Within its life the remembered verification answers; after exp (and the 30 s skew), it must not.
+    authn
+        .authenticate_at(Some(&token), None, now + 20)
+        .await
+        .expect("still valid");
+    let late = authn
+        .authenticate_at(Some(&token), None, now + 30 + 31)
+        .await;
+    assert!(matches!(late, Err(AuthnError::Expired)), "{late:?}");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_not_remembered() {
+    let issuer = TestIssuer::new(ISSUER);
+    let token = hostile::tampered_signature(&issuer.token(&issuer.claims("alice")));
+    let authn = full();
+    for _ in 0..2 {
+        assert!(authn.authenticate(Some(&token), None).await.is_err());
+    }
+}
