@@ -188,7 +188,7 @@ async fn setup(settings: Settings) -> Result<Bench> {
         },
         Watched {
             name: "custos",
-            pid: cpu::pid_with_arg(&gateway.data_dir.path().to_string_lossy()),
+            pid: cpu::pid_with_arg(&gateway.data_dir.to_string_lossy()),
         },
         Watched {
             name: "bench client",

@@ -179,10 +179,16 @@ impl Authenticator {
         {
             return Ok(identity);
         }
-        match &self.oidc {
-            Some(oidc) => oidc.authenticate(token, now).await,
-            None => Err(AuthnError::InvalidBearerToken),
+        let key = VerifiedTokens::key(token);
+        if let Some(identity) = self.verified.get(&key, now) {
+            return Ok(identity);
         }
+        let identity = match &self.oidc {
+            Some(oidc) => oidc.authenticate(token, now).await?,
+            None => return Err(AuthnError::InvalidBearerToken),
+        };
+        self.verified.put(key, &identity, now);
+        Ok(identity)
     }
 
     /// Fetches every OIDC issuer's keys now (warm-up) and reports readiness.

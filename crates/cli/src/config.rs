@@ -61,6 +61,32 @@ pub struct Config {
     pub authentication: AuthnSection,
     /// Request limits.
     pub limits: LimitsSection,
+    /// Where the audit log lives: empty for SQLite in the data dir, or a `postgres://` URL.
+    pub store: String,
+    /// The audit log's settings.
+    pub audit: AuditSection,
+}
+
+/// `audit:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// The log's name (the checkpoint origin and the signing key's name).
+    pub log_name: String,
+    /// Signing key file (created on first start); default `<dataDir>/audit.key`.
+    pub key_file: Option<PathBuf>,
+    /// A file outside the operator's reach where every signed checkpoint is also written.
+    pub checkpoint_copy: Option<PathBuf>,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            log_name: "custos".into(),
+            key_file: None,
+            checkpoint_copy: None,
+        }
+    }
 }
 
 /// `upstream:`
@@ -162,6 +188,8 @@ impl Default for Config {
             tls: TlsSection::default(),
             authentication: AuthnSection::default(),
             limits: LimitsSection::default(),
+            store: String::new(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -223,6 +251,12 @@ pub struct Overrides {
     /// Largest request header section, bytes [file: limits.maxHeaderBytes]
     #[arg(long, env = "CUSTOS_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
+    /// Audit log store: "" for SQLite in the data dir, or a postgres:// URL [file: store]
+    #[arg(long, env = "CUSTOS_STORE")]
+    pub store: Option<String>,
+    /// Also write every signed checkpoint to this file [file: audit.checkpointCopy]
+    #[arg(long, env = "CUSTOS_CHECKPOINT_COPY")]
+    pub checkpoint_copy: Option<PathBuf>,
     /// CA of accepted client certificates [file: authentication.clientCAFile]
     #[arg(long, env = "CUSTOS_CLIENT_CA_FILE")]
     pub client_ca_file: Option<PathBuf>,
@@ -276,6 +310,8 @@ impl Config {
         if o.tls_key_file.is_some() {
             self.tls.key_file.clone_from(&o.tls_key_file);
         }
+        set(&mut self.store, &o.store);
+        opt(&mut self.audit.checkpoint_copy, &o.checkpoint_copy);
         if !o.tls_name.is_empty() {
             self.tls.names.clone_from(&o.tls_name);
         }
@@ -387,6 +423,24 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !self.store.is_empty()
+            && !self.store.starts_with("postgres://")
+            && !self.store.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "store",
+                "must be empty (SQLite in the data dir) or a postgres:// URL",
+            ));
+        }
+        if self.audit.log_name.is_empty()
+            || self.audit.log_name.contains(char::is_whitespace)
+            || self.audit.log_name.contains('+')
+        {
+            return Err(invalid(
+                "audit.logName",
+                "must be a non-empty name without spaces or '+'",
+            ));
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.maxBodyBytes", "must be greater than 0"));

@@ -25,7 +25,7 @@ enum Command {
         #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        overrides: config::Overrides,
+        overrides: Box<config::Overrides>,
     },
     /// Add a kubeconfig context for the gateway whose credential is `custos token`, and log in once.
     Login(login::LoginArgs),

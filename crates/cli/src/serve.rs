@@ -8,7 +8,13 @@ use tokio::net::TcpListener;
 
 use custos_authn::{Authenticator, AuthnConfig, ClientCertConfig, OidcIssuerConfig, SigningAlg};
 use custos_gateway::kubeconfig::UpstreamConfig;
+use custos_gateway::recorder::Recorder;
 use custos_gateway::{ops, tls, Gateway, Limits, Upstream};
+use custos_store::{
+    Appender, AppenderConfig, CheckpointSink, FileSink, LogStore, Sequencer, SequencerConfig,
+};
+use custos_store_postgres::{PostgresOptions, PostgresStore};
+use custos_store_sqlite::SqliteStore;
 
 use crate::config::{Config, OidcSection};
 
@@ -46,7 +52,49 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     let server_tls = Arc::new(tls::server_config(&cert, &key, verifier).context("tls")?);
 
+    // The audit log: opened, keyed and sequencing before the first request can arrive.
+    let store: Arc<dyn LogStore> = if cfg.store.is_empty() {
+        Arc::new(
+            SqliteStore::open_in(&cfg.data_dir)
+                .await
+                .context("store (SQLite)")?,
+        )
+    } else {
+        Arc::new(
+            PostgresStore::connect(&cfg.store, PostgresOptions::default())
+                .await
+                .context("store (PostgreSQL)")?,
+        )
+    };
+    let key_path = cfg
+        .audit
+        .key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("audit.key"));
+    let (key, created) = custos_audit::keys::load_or_generate(&key_path, &cfg.audit.log_name)
+        .with_context(|| format!("audit.keyFile {}", key_path.display()))?;
+    if created {
+        tracing::info!(path = %key_path.display(), "generated the audit log's signing key");
+    }
+    let sink = cfg
+        .audit
+        .checkpoint_copy
+        .as_ref()
+        .map(|p| Arc::new(FileSink::new(p)) as Arc<dyn CheckpointSink>);
+    let sequencer = Sequencer::new(
+        store.clone(),
+        key,
+        SequencerConfig {
+            sink,
+            ..SequencerConfig::default()
+        },
+    )
+    .spawn();
+    let appender = Appender::spawn(store.clone(), AppenderConfig::default());
+    let gateway_id = format!("{}/{}", hostname(), std::process::id());
+
     let gateway = Arc::new(Gateway {
+        recorder: Recorder::new(appender, gateway_id),
         authenticator: authenticator.clone(),
         upstream,
         limits: Limits {
@@ -121,6 +169,11 @@ pub async fn run(cfg: Config) -> Result<()> {
     if let Some(t) = ops_task {
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
+    // Every record acknowledged is durable already; sign what the log holds now, then close.
+    if let Err(e) = sequencer.shutdown().await {
+        tracing::error!(error = %e, "final checkpoint could not be signed");
+    }
+    store.close().await;
     Ok(())
 }
 
@@ -182,4 +235,12 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "custos".into())
 }

@@ -29,6 +29,9 @@ pub enum GatewayError {
     /// The apiserver could not be reached or broke the connection.
     #[error("the Kubernetes API server is unavailable through Custos: {0}")]
     UpstreamUnavailable(String),
+    /// The audit log could not take the request's record: nothing is forwarded unrecorded.
+    #[error("the audit log is unavailable, so Custos refuses to forward the request: {0}")]
+    AuditUnavailable(#[from] custos_store::StoreError),
     /// A request could not be built (a bug, not the client's fault).
     #[error("internal error: {0}")]
     Internal(String),

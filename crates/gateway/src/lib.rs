@@ -13,6 +13,7 @@ pub mod forward;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod ops;
+pub mod recorder;
 pub mod relay;
 pub mod rescue;
 pub mod sanitize;
@@ -82,6 +83,8 @@ pub struct Gateway {
     pub limits: Limits,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// Appends audit records (request before forwarding, response after).
+    pub recorder: recorder::Recorder,
 }
 
 /// Facts about the connection a request arrived on.

@@ -53,6 +53,10 @@ pub fn status_for(err: &GatewayError) -> (Status, Fault) {
             Status::service_unavailable(err.to_string()),
             Fault::Upstream,
         ),
+        GatewayError::AuditUnavailable(_) => (
+            Status::service_unavailable(err.to_string()),
+            Fault::Internal,
+        ),
         GatewayError::Internal(_) => (Status::internal(err.to_string()), Fault::Internal),
     }
 }

@@ -18,6 +18,7 @@ use custos_kube::{classify, RequestAttributes};
 use crate::credentials::bearer_token;
 use crate::error::GatewayError;
 use crate::forward;
+use crate::recorder::{self, RefusedRequest, RequestFacts};
 use crate::rescue::rescue;
 use crate::sanitize::{self, SanitizeError};
 use crate::{Body, ConnInfo, Gateway};
@@ -31,12 +32,37 @@ pub async fn handle(
     let started = Instant::now();
     // trace: one id follows the request through our logs and the apiserver's audit log.
     let audit_id = audit_id(&req);
-    let mut verb = req.method().as_str().to_ascii_lowercase();
-    let resp = match pipeline(&gw, &conn, req, &audit_id, &mut verb).await {
+    let received = recorder::now();
+    let method = req.method().as_str().to_owned();
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let mut verb = method.to_ascii_lowercase();
+    let mut identity = None;
+    let resp = match pipeline(&gw, &conn, req, &audit_id, &mut verb, &mut identity).await {
         Ok(resp) => resp,
         Err(e) => {
             gw.metrics.refuse(refusal_reason(&e));
-            rescue(&e, &audit_id)
+            let resp = rescue(&e, &audit_id);
+            // Refusals are evidence too (failed logins, impersonation attempts, path tricks).
+            let (status, _) = crate::rescue::status_for(&e);
+            let refused = RefusedRequest {
+                method,
+                uri,
+                peer: conn.peer.ip(),
+                identity,
+                received,
+            };
+            gw.recorder.refusal(
+                &audit_id,
+                &refused,
+                status.code,
+                &format!("{:?}", status.reason),
+                &status.message,
+            );
+            resp
         }
     };
     gw.metrics
@@ -50,7 +76,9 @@ async fn pipeline(
     req: Request<Incoming>,
     audit_id: &str,
     verb: &mut String,
+    identity_slot: &mut Option<Identity>,
 ) -> Result<Response<Body>, GatewayError> {
+    let received = recorder::now();
     // Bounded before anything looks at the headers' content.
     let size = sanitize::header_bytes(req.headers());
     if size > gw.limits.max_header_bytes {
@@ -63,6 +91,7 @@ async fn pipeline(
 
     // authenticate: first, so an anonymous caller learns nothing about paths, policy or the cluster.
     let identity = authenticate(gw, conn, &req).await?;
+    *identity_slot = Some(identity.clone());
 
     // sanitize: refuse what would change who the apiserver thinks is calling, and a body announced
     // larger than we forward (a chunked body is cut off at the same limit while it streams).
@@ -83,7 +112,21 @@ async fn pipeline(
     // decide: Cedar policy (issue 4). Until then every authenticated request is forwarded and the
     // apiserver's RBAC judges the impersonated identity, as with kube-oidc-proxy.
     // approve: held or refused reviews (issue 7).
-    // record: the request record, durable before forwarding (issue 5).
+
+    // record: the request record is durable before anything reaches the apiserver; no record, no
+    // forwarding (503).
+    let (parts, body) = req.into_parts();
+    let record = gw.recorder.request_record(
+        audit_id,
+        &parts,
+        &identity,
+        &attrs,
+        conn.peer.ip(),
+        received,
+    );
+    gw.recorder.append(&record).await?;
+    let facts = RequestFacts { record };
+    let req = Request::from_parts(parts, body);
 
     // forward: as the identity, via impersonation; upgrades are relayed with per-chunk taps.
     let resp = if sanitize::is_upgrade(req.headers()) {
@@ -96,8 +139,9 @@ async fn pipeline(
     } else {
         forward::forward(gw, conn, req, &identity, audit_id, false).await?
     };
-    // mask: response bodies through the masker (issue 6); record: the response record (issue 5).
-    Ok(resp)
+    // mask: response bodies through the masker (issue 6).
+    // record: the response record, when the body ends or the client goes away.
+    Ok(gw.recorder.on_response(facts, resp))
 }
 
 async fn authenticate(
@@ -160,6 +204,7 @@ fn refusal_reason(e: &GatewayError) -> &'static str {
         GatewayError::Impersonation(_) => "identity",
         GatewayError::BodyTooLarge { .. } => "body_too_large",
         GatewayError::UpstreamUnavailable(_) => "upstream_unavailable",
+        GatewayError::AuditUnavailable(_) => "audit_unavailable",
         GatewayError::Internal(_) => "internal",
     }
 }

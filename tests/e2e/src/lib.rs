@@ -93,8 +93,9 @@ pub struct Custos {
     pub ca: PathBuf,
     /// The ops listener's address (`/healthz`, `/readyz`, `/metrics`).
     pub ops: String,
-    /// Its data dir (temporary).
-    pub data_dir: tempfile::TempDir,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    _owned_dir: Option<tempfile::TempDir>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -127,12 +128,24 @@ impl Custos {
 
     /// Like [`Custos::start`], with another upstream kubeconfig.
     pub fn start_with_upstream(tb: &Testbed, upstream: &Path, extra: &[&str]) -> Result<Custos> {
-        let data_dir = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
+        let mut gw = Self::start_in(tb, upstream, dir.path(), extra)?;
+        gw._owned_dir = Some(dir);
+        Ok(gw)
+    }
+
+    /// Starts the gateway on an existing data dir (to restart on the same audit log).
+    pub fn start_in(
+        tb: &Testbed,
+        upstream: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Custos> {
         let mut child = Command::new(custos_bin()?)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(data_dir)
             .arg("--upstream-kubeconfig")
             .arg(upstream)
             .args(["--oidc-issuer-url", tb.var("TESTBED_OIDC_ISSUER")?])
@@ -196,7 +209,8 @@ impl Custos {
             url: url.unwrap_or_default(),
             ca: ca.unwrap_or_default(),
             ops: ops.unwrap_or_default(),
-            data_dir,
+            data_dir: data_dir.to_owned(),
+            _owned_dir: None,
             stderr: log,
         })
     }
@@ -220,6 +234,30 @@ impl Custos {
         let path = dir.join(format!("{name}.kubeconfig"));
         std::fs::write(&path, text)?;
         Ok(path)
+    }
+}
+
+impl Custos {
+    /// Stops the gateway as an operator would (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("custos did not exit within 40 s of SIGTERM")
+    }
+
+    /// Kills the gateway with SIGKILL (a crash) and waits for it.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

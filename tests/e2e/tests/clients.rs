@@ -368,7 +368,8 @@ fn apiserver_audit_log_shows_the_oidc_user_as_impersonated_user() -> Result<()> 
 
 fn audit_steps(tb: &Testbed, kc: &Path, ns: &str, name: &str) -> Result<()> {
     // The gateway's identity: Custos::start forwards with the testbed's admin kubeconfig.
-    let gateway_user = whoami(Path::new(tb.var("TESTBED_GATEWAY_KUBECONFIG")?))?["username"].clone();
+    let gateway_user =
+        whoami(Path::new(tb.var("TESTBED_GATEWAY_KUBECONFIG")?))?["username"].clone();
     ensure!(gateway_user.is_string(), "gateway whoami: {gateway_user}");
     ensure!(
         k(kc, &["auth", "can-i", "get", "configmaps", "-n", ns])?.trim() == "yes",

@@ -22,18 +22,38 @@ fn browser(tb: &Testbed, url: &str, email: &str) -> Result<()> {
             .arg(tb.var("TESTBED_CA").unwrap_or_default());
         c
     };
-    let form = curl().args(["-o", "/dev/null", "-w", "%{url_effective}"]).arg(url).output()?;
-    ensure!(form.status.success(), "browser: {}", String::from_utf8_lossy(&form.stderr));
+    let form = curl()
+        .args(["-o", "/dev/null", "-w", "%{url_effective}"])
+        .arg(url)
+        .output()?;
+    ensure!(
+        form.status.success(),
+        "browser: {}",
+        String::from_utf8_lossy(&form.stderr)
+    );
     let form_url = String::from_utf8(form.stdout)?;
-    ensure!(form_url.contains("/auth/local"), "expected Dex's password form from {url}, got {form_url}");
+    ensure!(
+        form_url.contains("/auth/local"),
+        "expected Dex's password form from {url}, got {form_url}"
+    );
     let out = curl()
         .args(["--data-urlencode", &format!("login={email}")])
-        .args(["--data-urlencode", &format!("password={}", tb.var("TESTBED_OIDC_STATIC_PASSWORD")?)])
+        .args([
+            "--data-urlencode",
+            &format!("password={}", tb.var("TESTBED_OIDC_STATIC_PASSWORD")?),
+        ])
         .arg(&form_url)
         .output()?;
     let body = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success(), "browser: {}", String::from_utf8_lossy(&out.stderr));
-    ensure!(body.contains("Logged in to Custos"), "the login page ended on: {body}");
+    ensure!(
+        out.status.success(),
+        "browser: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        body.contains("Logged in to Custos"),
+        "the login page ended on: {body}"
+    );
     Ok(())
 }
 

@@ -1,0 +1,277 @@
+//! The gateway's side of the audit log: building records from what a request carried and appending
+//! them through the store's group-commit appender.
+//!
+//! The request record is appended — durably — before anything is forwarded; if that fails the request
+//! is refused with 503 (fail closed). The response record follows when the response body ends or is
+//! dropped (a cancelled watch still gets its record), and refusals are recorded too.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use custos_audit::record::{
+    Authentication, BodySizes, MicroTime, ObjectReference, Record, RecordKind, ResponseStatus,
+    Stage, UserInfo,
+};
+use custos_authn::{AuthMethod, Identity};
+use custos_kube::RequestAttributes;
+use custos_store::Appender;
+
+use crate::{Body, BoxError};
+
+/// Appends the gateway's records.
+#[derive(Clone)]
+pub struct Recorder {
+    appender: Appender,
+    gateway_id: Arc<str>,
+}
+
+/// What the request looked like, kept to write its response record later.
+#[derive(Clone)]
+pub struct RequestFacts {
+    /// The record as appended before forwarding; the response record copies its identifying fields.
+    pub record: Record,
+}
+
+impl Recorder {
+    /// A recorder appending through `appender`, stamping records with `gateway_id`.
+    pub fn new(appender: Appender, gateway_id: impl Into<Arc<str>>) -> Self {
+        Recorder {
+            appender,
+            gateway_id: gateway_id.into(),
+        }
+    }
+
+    /// The request record, as received (before policy and forwarding).
+    pub fn request_record(
+        &self,
+        audit_id: &str,
+        req: &http::request::Parts,
+        identity: &Identity,
+        attrs: &RequestAttributes,
+        peer: std::net::IpAddr,
+        received: MicroTime,
+    ) -> Record {
+        let mut r = Record::new(RecordKind::Request, received);
+        r.stage = Some(Stage::RequestReceived);
+        r.audit_id = Some(audit_id.to_owned());
+        r.request_uri = req.uri.path_and_query().map(|p| p.as_str().to_owned());
+        r.verb = Some(attrs.verb.clone());
+        r.user = Some(user_info(identity));
+        r.source_ips = vec![peer.to_string()];
+        r.user_agent = req
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect());
+        r.request_received_timestamp = Some(received);
+        if attrs.is_resource_request {
+            r.object_ref = Some(ObjectReference {
+                resource: non_empty(&attrs.resource),
+                namespace: non_empty(&attrs.namespace),
+                name: non_empty(&attrs.name),
+                api_group: non_empty(&attrs.api_group),
+                api_version: non_empty(&attrs.api_version),
+                subresource: non_empty(&attrs.subresource),
+                ..ObjectReference::default()
+            });
+        }
+        r.custos.gateway = Some(self.gateway_id.to_string());
+        r.custos.authn = Some(authentication(identity));
+        r.custos.bodies = crate::sanitize::content_length(&req.headers).map(|n| BodySizes {
+            request: Some(n),
+            response: None,
+        });
+        r
+    }
+
+    /// Appends `record` durably. An error means the request must not be forwarded.
+    pub async fn append(&self, record: &Record) -> Result<(), custos_store::StoreError> {
+        self.appender.append_record(record).await.map(|_| ())
+    }
+
+    /// Appends a record without waiting for it (after the response: nothing left to refuse).
+    pub fn append_later(&self, record: Record) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.append(&record).await {
+                tracing::error!(audit_id = ?record.audit_id, error = %e, "audit record could not be written after the response");
+            }
+        });
+    }
+
+    /// Records a refusal (authentication, sanitising, …) with what is known of the request.
+    pub fn refusal(
+        &self,
+        audit_id: &str,
+        req: &RefusedRequest,
+        code: u16,
+        reason: &str,
+        message: &str,
+    ) {
+        let now = now();
+        let mut r = Record::new(RecordKind::Response, now);
+        r.stage = Some(Stage::ResponseComplete);
+        r.audit_id = Some(audit_id.to_owned());
+        r.request_uri = Some(req.uri.chars().take(4096).collect());
+        r.verb = Some(req.method.to_ascii_lowercase());
+        r.source_ips = vec![req.peer.to_string()];
+        r.user = req.identity.as_ref().map(user_info);
+        r.request_received_timestamp = Some(req.received);
+        r.response_status = Some(ResponseStatus {
+            code: Some(code),
+            reason: Some(reason.to_owned()),
+            message: Some(message.chars().take(1024).collect()),
+        });
+        r.custos.gateway = Some(self.gateway_id.to_string());
+        r.custos.authn = req.identity.as_ref().map(authentication);
+        r.custos.error = Some(message.chars().take(1024).collect());
+        self.append_later(r);
+    }
+
+    /// Wraps a response so that its record is appended when the body ends or is dropped.
+    pub fn on_response(
+        &self,
+        facts: RequestFacts,
+        resp: http::Response<Body>,
+    ) -> http::Response<Body> {
+        let code = resp.status().as_u16();
+        let recorder = self.clone();
+        resp.map(|body| {
+            let tracked = Tracked {
+                inner: body,
+                bytes: 0,
+                finished: false,
+                on_end: Some(Box::new(move |bytes: u64, finished: bool| {
+                    let mut r = facts.record;
+                    r.custos.record_kind = RecordKind::Response;
+                    r.stage = Some(Stage::ResponseComplete);
+                    r.stage_timestamp = now();
+                    r.response_status = Some(ResponseStatus {
+                        code: Some(code),
+                        ..ResponseStatus::default()
+                    });
+                    let request = r.custos.bodies.as_ref().and_then(|b| b.request);
+                    r.custos.bodies = Some(BodySizes {
+                        request,
+                        response: Some(bytes),
+                    });
+                    if !finished {
+                        r.custos.error = Some(
+                            "response body not completed (client went away or stream ended early)"
+                                .into(),
+                        );
+                    }
+                    recorder.append_later(r);
+                })),
+            };
+            http_body_util::BodyExt::boxed(tracked)
+        })
+    }
+}
+
+/// What is known about a request that was refused before (or while) it was classified.
+pub struct RefusedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query as sent.
+    pub uri: String,
+    /// The client's address.
+    pub peer: std::net::IpAddr,
+    /// The identity, when authentication succeeded.
+    pub identity: Option<Identity>,
+    /// When the request arrived.
+    pub received: MicroTime,
+}
+
+/// The current time as a record timestamp (a clock before 1970 reads as the epoch).
+pub fn now() -> MicroTime {
+    MicroTime::from_system_time(SystemTime::now())
+        .or_else(|_| MicroTime::from_unix_micros(0))
+        .expect("the epoch is a valid record time")
+}
+
+fn user_info(identity: &Identity) -> UserInfo {
+    UserInfo {
+        username: identity.user.username.clone(),
+        uid: identity.user.uid.clone(),
+        groups: identity.user.groups.clone(),
+        extra: identity.user.extra.clone(),
+    }
+}
+
+fn authentication(identity: &Identity) -> Authentication {
+    let (method, issuer) = match &identity.method {
+        AuthMethod::Oidc { issuer } => ("oidc", Some(issuer.clone())),
+        AuthMethod::ClientCert => ("client-cert", None),
+        AuthMethod::StaticToken => ("static-token", None),
+    };
+    Authentication {
+        method: method.into(),
+        issuer,
+        token_id: identity.token_id.clone(),
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+type OnEnd = Box<dyn FnOnce(u64, bool) + Send + Sync>;
+
+/// A body that counts its bytes and calls `on_end` once: at its end, or when dropped before it.
+struct Tracked {
+    inner: Body,
+    bytes: u64,
+    finished: bool,
+    on_end: Option<OnEnd>,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                this.finished = true;
+                if let Some(f) = this.on_end.take() {
+                    f(this.bytes, true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_end.take() {
+            let finished = self.finished || self.inner.is_end_stream();
+            f(self.bytes, finished);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The audit log behind the gateway, end to end: every request, response and refusal is recorded and
+//! verifies; when the log cannot take a record nothing is forwarded; a crash loses no acknowledged record.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use custos_e2e::clients::AuditLog;
+use custos_e2e::raw::{RawClient, RawRequest};
+use custos_e2e::{unique, Custos, Testbed};
+use custos_store::{LogStore, SearchQuery};
+use custos_store_sqlite::SqliteStore;
+
+/// Opens the gateway's SQLite log (after it stopped), verifies it with the gateway's verifier key, and
+/// returns every record's JSON.
+fn verified_records(data_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let key = custos_audit::keys::load(&data_dir.join("audit.key"))?;
+        let store = SqliteStore::open_in(data_dir).await?;
+        let report = custos_store::verify_store(&store, &key.verifier()).await?;
+        ensure!(
+            report.queued == 0,
+            "{} records were never sequenced",
+            report.queued
+        );
+        let entries = store
+            .search(&SearchQuery {
+                limit: custos_store::MAX_SEARCH_LIMIT,
+                ..SearchQuery::default()
+            })
+            .await?;
+        store.close().await;
+        entries
+            .iter()
+            .map(|e| Ok(serde_json::from_slice(&e.record)?))
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+fn with_audit_id<'a>(records: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["auditID"] == id).collect()
+}
+
+#[test]
+fn requests_responses_and_refusals_are_recorded_and_the_signed_log_verifies() -> Result<()> {
+    let tb = Testbed::load()?;
+    let mut gw = Custos::start(&tb, &[])?;
+    let client = RawClient::new(&gw.url, &gw.ca)?;
+    let admin = tb.token("admin")?;
+    let ok_id = unique("rec-ok");
+    let resp = client.send(
+        &RawRequest::get("/api/v1/namespaces/default/configmaps")
+            .bearer(&admin)
+            .header("Audit-ID", ok_id.as_str()),
+    )?;
+    ensure!(resp.code == 200, "list: {}", resp.code);
+    let refused_id = unique("rec-401");
+    let resp = client
+        .send(&RawRequest::get("/api/v1/namespaces").header("Audit-ID", refused_id.as_str()))?;
+    ensure!(resp.code == 401, "no token: {}", resp.code);
+    gw.stop()?;
+
+    let records = verified_records(&gw.data_dir)?;
+    let ok = with_audit_id(&records, &ok_id);
+    let kinds: Vec<_> = ok
+        .iter()
+        .map(|r| r["custos"]["recordKind"].as_str().unwrap_or(""))
+        .collect();
+    ensure!(
+        kinds == ["request", "response"],
+        "records for the list: {kinds:?}"
+    );
+    let (request, response) = (ok[0], ok[1]);
+    ensure!(
+        request["user"]["username"] == "admin@custos.test",
+        "who: {request}"
+    );
+    ensure!(
+        request["verb"] == "list" && request["objectRef"]["resource"] == "configmaps",
+        "what: {request}"
+    );
+    ensure!(
+        request["custos"]["authn"]["method"] == "oidc",
+        "how: {request}"
+    );
+    ensure!(
+        response["responseStatus"]["code"] == 200,
+        "outcome: {response}"
+    );
+    ensure!(
+        response["custos"]["bodies"]["response"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "size: {response}"
+    );
+    let refused = with_audit_id(&records, &refused_id);
+    ensure!(refused.len() == 1, "refusal records: {refused:?}");
+    ensure!(
+        refused[0]["responseStatus"]["code"] == 401,
+        "refusal: {}",
+        refused[0]
+    );
+    // Nothing secret in the log: the bearer token never appears.
+    let all = serde_json::to_string(&records)?;
+    ensure!(
+        !all.contains(&admin),
+        "a token was written to the audit log"
+    );
+    Ok(())
+}
+
+#[test]
+fn when_the_audit_log_cannot_record_requests_get_503_and_nothing_reaches_the_apiserver(
+) -> Result<()> {
+    let tb = Testbed::load()?;
+    let gw = Custos::start(&tb, &[])?;
+    let client = RawClient::new(&gw.url, &gw.ca)?;
+    let admin = tb.token("admin")?;
+    let mut apiserver_log = AuditLog::from_end(&tb)?;
+    let get = |id: &str| {
+        client.send(
+            &RawRequest::get("/api/v1/namespaces/default")
+                .bearer(&admin)
+                .header("Audit-ID", id),
+        )
+    };
+    let before = unique("store-up");
+    ensure!(get(&before)?.code == 200, "control request");
+
+    // The log's file goes away (a lost volume): the gateway must refuse, not forward unrecorded.
+    let db = gw.data_dir.join("audit.db");
+    let away = gw.data_dir.join("audit.db.away");
+    std::fs::rename(&db, &away)?;
+    let down = unique("store-down");
+    let resp = get(&down)?;
+    let status = resp.status()?;
+    ensure!(
+        resp.code == 503 && status.reason == "ServiceUnavailable",
+        "{} {}",
+        resp.code,
+        status.reason
+    );
+    ensure!(
+        status.message.contains("audit log"),
+        "message: {}",
+        status.message
+    );
+
+    // Back: requests succeed again.
+    std::fs::rename(&away, &db)?;
+    let after = unique("store-back");
+    let mut code = 0;
+    for _ in 0..50 {
+        code = get(&after)?.code;
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure!(code == 200, "after the store came back: {code}");
+
+    // The apiserver saw the requests before and after, never the refused one.
+    let seen = RefCell::new(BTreeSet::new());
+    apiserver_log.wait_for(
+        "of the request after recovery",
+        Duration::from_secs(15),
+        |e| {
+            let id = e["auditID"].as_str().unwrap_or_default().to_owned();
+            seen.borrow_mut().insert(id.clone());
+            id == after
+        },
+    )?;
+    let seen = seen.into_inner();
+    ensure!(
+        seen.contains(&before),
+        "control request missing from the apiserver's log"
+    );
+    ensure!(
+        !seen.contains(&down),
+        "the unrecorded request reached the apiserver"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_crash_during_load_loses_no_acknowledged_record_and_the_log_still_verifies() -> Result<()> {
+    let tb = Testbed::load()?;
+    let dir = tempfile::tempdir()?;
+    let upstream = tb.var("TESTBED_GATEWAY_KUBECONFIG")?.to_owned();
+    let mut gw = Custos::start_in(&tb, Path::new(&upstream), dir.path(), &[])?;
+    let admin = Arc::new(tb.token("admin")?);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let prefix = unique("crash");
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (url, ca, admin, acked, prefix) = (
+            gw.url.clone(),
+            gw.ca.clone(),
+            admin.clone(),
+            acked.clone(),
+            prefix.clone(),
+        );
+        workers.push(std::thread::spawn(move || {
+            let Ok(client) = RawClient::new(&url, &ca) else {
+                return;
+            };
+            for i in 0..10_000 {
+                let id = format!("{prefix}-{w}-{i}");
+                let req = RawRequest::get("/api/v1/namespaces/default")
+                    .bearer(&admin)
+                    .header("Audit-ID", id.as_str());
+                match client.send(&req) {
+                    // Any answer from the apiserver means the request was forwarded, so its record had
+                    // to be durable first.
+                    Ok(resp) if resp.code == 200 => {
+                        acked.lock().map(|mut a| a.push(id)).unwrap_or(())
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    gw.crash();
+    for w in workers {
+        let _ = w.join();
+    }
+    let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    ensure!(
+        acked.len() > 50,
+        "too little load before the crash: {}",
+        acked.len()
+    );
+
+    // Restart on the same log: queued records are sequenced, then a clean stop signs the head.
+    let mut again = Custos::start_in(&tb, Path::new(&upstream), dir.path(), &[])?;
+    again.stop()?;
+    let records = verified_records(dir.path()).context("the log after the crash")?;
+    let recorded: BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r["custos"]["recordKind"] == "request")
+        .filter_map(|r| r["auditID"].as_str())
+        .collect();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !recorded.contains(id.as_str()))
+        .collect();
+    ensure!(
+        lost.is_empty(),
+        "{} of {} acknowledged requests have no record, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+    Ok(())
+}
