@@ -77,6 +77,9 @@ pub struct AuditSection {
     pub key_file: Option<PathBuf>,
     /// A file outside the operator's reach where every signed checkpoint is also written.
     pub checkpoint_copy: Option<PathBuf>,
+    /// PostgreSQL schema holding the log (default: the server's search path); several logs can share a
+    /// database this way.
+    pub postgres_schema: Option<String>,
 }
 
 impl Default for AuditSection {
@@ -85,6 +88,7 @@ impl Default for AuditSection {
             log_name: "custos".into(),
             key_file: None,
             checkpoint_copy: None,
+            postgres_schema: None,
         }
     }
 }
@@ -254,6 +258,12 @@ pub struct Overrides {
     /// Audit log store: "" for SQLite in the data dir, or a postgres:// URL [file: store]
     #[arg(long, env = "CUSTOS_STORE")]
     pub store: Option<String>,
+    /// PostgreSQL schema of the audit log [file: audit.postgresSchema]
+    #[arg(long, env = "CUSTOS_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
+    /// Audit log signing key file [file: audit.keyFile]
+    #[arg(long, env = "CUSTOS_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
     /// Also write every signed checkpoint to this file [file: audit.checkpointCopy]
     #[arg(long, env = "CUSTOS_CHECKPOINT_COPY")]
     pub checkpoint_copy: Option<PathBuf>,
@@ -312,6 +322,8 @@ impl Config {
         }
         set(&mut self.store, &o.store);
         opt(&mut self.audit.checkpoint_copy, &o.checkpoint_copy);
+        opt(&mut self.audit.postgres_schema, &o.postgres_schema);
+        opt(&mut self.audit.key_file, &o.audit_key_file);
         if !o.tls_name.is_empty() {
             self.tls.names.clone_from(&o.tls_name);
         }

@@ -61,9 +61,15 @@ pub async fn run(cfg: Config) -> Result<()> {
         )
     } else {
         Arc::new(
-            PostgresStore::connect(&cfg.store, PostgresOptions::default())
-                .await
-                .context("store (PostgreSQL)")?,
+            PostgresStore::connect(
+                &cfg.store,
+                PostgresOptions {
+                    schema: cfg.audit.postgres_schema.clone(),
+                    ..PostgresOptions::default()
+                },
+            )
+            .await
+            .context("store (PostgreSQL)")?,
         )
     };
     let key_path = cfg

@@ -260,3 +260,57 @@ fn a_crash_during_load_loses_no_acknowledged_record_and_the_log_still_verifies()
     );
     Ok(())
 }
+
+#[test]
+fn with_postgresql_as_the_store_requests_are_recorded_in_the_shared_log() -> Result<()> {
+    let url = std::env::var("CUSTOS_TEST_POSTGRES_URL")
+        .context("CUSTOS_TEST_POSTGRES_URL is not set: run crates/store-postgres/scripts/test-db (scripts/test does)")?;
+    let tb = Testbed::load()?;
+    // A schema of its own: a log with its own signing key, verifiable on its own.
+    let schema = unique("e2e").replace('-', "_");
+    let mut gw = Custos::start(&tb, &["--store", &url, "--postgres-schema", &schema])?;
+    let client = RawClient::new(&gw.url, &gw.ca)?;
+    let id = unique("pg");
+    let resp = client.send(
+        &RawRequest::get("/api/v1/namespaces/default")
+            .bearer(&tb.token("admin")?)
+            .header("Audit-ID", id.as_str()),
+    )?;
+    ensure!(resp.code == 200, "get: {}", resp.code);
+    gw.stop()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let kinds = rt.block_on(async {
+        let options = custos_store_postgres::PostgresOptions {
+            schema: Some(schema.clone()),
+            ..Default::default()
+        };
+        let store = custos_store_postgres::PostgresStore::connect(&url, options).await?;
+        let key = custos_audit::keys::load(&gw.data_dir.join("audit.key"))?;
+        let report = custos_store::verify_store(&store, &key.verifier()).await?;
+        ensure!(report.queued == 0, "unsequenced records: {}", report.queued);
+        let found = store
+            .search(&SearchQuery {
+                audit_id: Some(id.clone()),
+                limit: 10,
+                ..SearchQuery::default()
+            })
+            .await?;
+        store.close().await;
+        found
+            .iter()
+            .map(|e| {
+                Ok(
+                    serde_json::from_slice::<serde_json::Value>(&e.record)?["custos"]["recordKind"]
+                        .to_string(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    ensure!(
+        kinds == [r#""request""#, r#""response""#],
+        "records in PostgreSQL: {kinds:?}"
+    );
+    Ok(())
+}
