@@ -65,6 +65,27 @@ pub struct Config {
     pub store: String,
     /// The audit log's settings.
     pub audit: AuditSection,
+    /// Cedar policy.
+    pub policy: PolicySection,
+}
+
+/// `policy:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// A `.cedar` file or a folder of them; empty: no policy (the apiserver's RBAC alone decides).
+    pub path: Option<PathBuf>,
+    /// Groups whose members are agents (`context.agent` in policy).
+    pub agent_groups: Vec<String>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            path: None,
+            agent_groups: vec!["agents".into()],
+        }
+    }
 }
 
 /// `audit:`
@@ -194,6 +215,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             store: String::new(),
             audit: AuditSection::default(),
+            policy: PolicySection::default(),
         }
     }
 }
@@ -258,6 +280,12 @@ pub struct Overrides {
     /// Audit log store: "" for SQLite in the data dir, or a postgres:// URL [file: store]
     #[arg(long, env = "CUSTOS_STORE")]
     pub store: Option<String>,
+    /// Cedar policy file or folder [file: policy.path]
+    #[arg(long, env = "CUSTOS_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Group whose members are agents, repeatable [file: policy.agentGroups]
+    #[arg(long, env = "CUSTOS_AGENT_GROUP", value_delimiter = ',')]
+    pub agent_group: Vec<String>,
     /// PostgreSQL schema of the audit log [file: audit.postgresSchema]
     #[arg(long, env = "CUSTOS_POSTGRES_SCHEMA")]
     pub postgres_schema: Option<String>,
@@ -321,6 +349,10 @@ impl Config {
             self.tls.key_file.clone_from(&o.tls_key_file);
         }
         set(&mut self.store, &o.store);
+        opt(&mut self.policy.path, &o.policy);
+        if !o.agent_group.is_empty() {
+            self.policy.agent_groups.clone_from(&o.agent_group);
+        }
         opt(&mut self.audit.checkpoint_copy, &o.checkpoint_copy);
         opt(&mut self.audit.postgres_schema, &o.postgres_schema);
         opt(&mut self.audit.key_file, &o.audit_key_file);

@@ -1,8 +1,10 @@
 //! The `custos` binary: a thin clap front over the gateway crates. Config loading and wiring live here;
 //! behaviour lives in the library crates.
 
+mod audit_cmd;
 mod config;
 mod login;
+mod policy_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -31,6 +33,21 @@ enum Command {
     Login(login::LoginArgs),
     /// Print an ExecCredential with a fresh ID token (kubectl runs this as an exec plugin).
     Token(login::OidcArgs),
+    /// Check, explain and test Cedar policies.
+    Policy {
+        #[command(subcommand)]
+        cmd: policy_cmd::PolicyCommand,
+    },
+    /// Read and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit_cmd::AuditCommand,
+    },
+    /// Export and verify evidence bundles.
+    Evidence {
+        #[command(subcommand)]
+        cmd: audit_cmd::EvidenceCommand,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -41,8 +58,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The server logs at info; the other commands print their results and only warnings besides.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -59,6 +82,13 @@ fn main() -> std::process::ExitCode {
             }),
         Command::Login(args) => runtime().and_then(|rt| rt.block_on(login::login(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(login::token(args))),
+        Command::Policy { cmd } => return exit(policy_cmd::run(cmd)),
+        Command::Audit { cmd } => {
+            return exit(runtime().and_then(|rt| rt.block_on(audit_cmd::run_audit(cmd))))
+        }
+        Command::Evidence { cmd } => {
+            return exit(runtime().and_then(|rt| rt.block_on(audit_cmd::run_evidence(cmd))))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -67,4 +97,11 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn exit(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("custos: {e:#}");
+        std::process::ExitCode::FAILURE
+    })
 }

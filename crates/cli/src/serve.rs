@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
 use custos_authn::{Authenticator, AuthnConfig, ClientCertConfig, OidcIssuerConfig, SigningAlg};
+use custos_gateway::decide::PolicyGate;
 use custos_gateway::kubeconfig::UpstreamConfig;
 use custos_gateway::recorder::Recorder;
 use custos_gateway::{ops, tls, Gateway, Limits, Upstream};
@@ -99,7 +100,20 @@ pub async fn run(cfg: Config) -> Result<()> {
     let appender = Appender::spawn(store.clone(), AppenderConfig::default());
     let gateway_id = format!("{}/{}", hostname(), std::process::id());
 
+    // Policy: an invalid set stops start-up with file:line:column.
+    let policy = match &cfg.policy.path {
+        Some(path) => Some(
+            PolicyGate::load(path, cfg.policy.agent_groups.clone())
+                .map_err(|e| anyhow::anyhow!("policy.path: {e}"))?,
+        ),
+        None => {
+            tracing::warn!("no policy configured (policy.path): every authenticated request is forwarded and only the apiserver's RBAC applies");
+            None
+        }
+    };
+
     let gateway = Arc::new(Gateway {
+        policy,
         recorder: Recorder::new(appender, gateway_id),
         authenticator: authenticator.clone(),
         upstream,
@@ -159,6 +173,11 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     tracing::info!(%addr, upstream = %gateway.upstream.server, "custos is serving");
 
+    if gateway.policy.is_some() {
+        tokio::spawn(watch_policy(gateway.clone(), stop_rx.clone()));
+    }
+
+    let recorder = gateway.recorder.clone();
     let mut rx = stop_rx.clone();
     let serve = custos_gateway::serve(listener, server_tls, gateway, async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -175,6 +194,11 @@ pub async fn run(cfg: Config) -> Result<()> {
     if let Some(t) = ops_task {
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
+    // Response records of the last requests are appended in the background: let them land.
+    if !recorder.flush(Duration::from_secs(10)).await {
+        tracing::error!("some response records were still being written at shutdown");
+    }
+    drop(recorder);
     // Every record acknowledged is durable already; sign what the log holds now, then close.
     if let Err(e) = sequencer.shutdown().await {
         tracing::error!(error = %e, "final checkpoint could not be signed");
@@ -249,4 +273,70 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "custos".into())
+}
+
+/// Reloads the policy on SIGHUP and when its files change (checked every 2 s); an invalid new set is
+/// refused with its errors in the log and the metric, and the last good set stays in force.
+async fn watch_policy(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(gate) = gw.policy.as_ref() else {
+        return;
+    };
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = fingerprint(gate.path());
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        #[cfg(unix)]
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fut = std::future::pending::<()>();
+        let reason = tokio::select! {
+            () = hup_fut => "SIGHUP",
+            _ = tick.tick() => {
+                let now = fingerprint(gate.path());
+                if now == seen { continue; }
+                seen = now;
+                "file change"
+            }
+            _ = stop.changed() => return,
+        };
+        match gate.reload() {
+            Ok(n) => {
+                gw.metrics.policy_reload(true);
+                tracing::info!(policies = n, reason, "policy reloaded");
+            }
+            Err(e) => {
+                gw.metrics.policy_reload(false);
+                tracing::error!(reason, error = %e, "policy reload REFUSED; the previous policy stays in force");
+            }
+        }
+    }
+}
+
+/// Names, sizes and modification times of the policy files: cheap change detection.
+fn fingerprint(
+    path: &std::path::Path,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let entries: Vec<std::path::PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    } else {
+        vec![path.to_owned()]
+    };
+    for p in entries {
+        if let Ok(m) = std::fs::metadata(&p) {
+            out.push((p, m.len(), m.modified().ok()));
+        }
+    }
+    out.sort();
+    out
 }

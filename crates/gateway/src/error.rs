@@ -26,6 +26,18 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request body could not be read from the client.
+    #[error("the request body could not be read: {0}")]
+    BodyRead(String),
+    /// Policy denied the request.
+    #[error("{0}")]
+    Denied(String),
+    /// Policy requires a human's approval first.
+    #[error("{0}")]
+    ReviewRequired(String),
+    /// The `Impersonate-*` headers are malformed.
+    #[error("{0}")]
+    ImpersonationHeaders(#[from] custos_policy::ImpersonationHeaderError),
     /// The apiserver could not be reached or broke the connection.
     #[error("the Kubernetes API server is unavailable through Custos: {0}")]
     UpstreamUnavailable(String),

@@ -7,7 +7,7 @@ use std::error::Error as _;
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -18,6 +18,7 @@ use crate::credentials::strip_websocket_token;
 use crate::error::GatewayError;
 use crate::relay::{relay, PassThrough};
 use crate::sanitize::{strip_for_upstream, strip_response};
+use crate::upstream::UpstreamBody;
 use crate::{Body, ConnInfo, Gateway};
 
 /// Rewrites `parts` for the apiserver: upstream URI, stripped headers, impersonation, gateway credential.
@@ -54,7 +55,7 @@ fn upstream_parts(
 pub async fn forward(
     gw: &Gateway,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<UpstreamBody>,
     identity: &Identity,
     audit_id: &str,
     long_running: bool,
@@ -62,7 +63,6 @@ pub async fn forward(
     let (mut parts, body) = req.into_parts();
     upstream_parts(gw, conn, &mut parts, identity, audit_id, false)?;
     let limit = gw.limits.max_body_bytes;
-    let body = Limited::new(body, limit).boxed();
     let req = Request::from_parts(parts, body);
     let resp = if long_running {
         gw.upstream.send_stream(req).await
@@ -165,4 +165,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// The request body as it goes upstream: streamed (cut off at `limit`) or already read.
+pub fn upstream_body(body: Incoming, limit: usize) -> UpstreamBody {
+    Limited::new(body, limit).boxed()
+}
+
+/// Reads a request body whole, refusing one over `limit`; used when policy must see the body.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::BodyRead(e.to_string())),
+    }
+}
+
+/// A body from bytes already read.
+pub fn buffered_body(bytes: bytes::Bytes) -> UpstreamBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod credentials;
+pub mod decide;
 pub mod error;
 pub mod forward;
 pub mod kubeconfig;
@@ -85,6 +86,8 @@ pub struct Gateway {
     pub metrics: metrics::Metrics,
     /// Appends audit records (request before forwarding, response after).
     pub recorder: recorder::Recorder,
+    /// The policy; `None` forwards every authenticated request (the apiserver's RBAC still applies).
+    pub policy: Option<decide::PolicyGate>,
 }
 
 /// Facts about the connection a request arrived on.

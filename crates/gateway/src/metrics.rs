@@ -34,6 +34,14 @@ pub struct Metrics {
     open_streams: Family<StreamLabels, Gauge<i64, AtomicI64>>,
     /// Requests refused before forwarding, by reason (authn, path, impersonation, …).
     pub refused: Family<RefusedLabels, Counter>,
+    policy_reloads: Family<ReloadLabels, Counter>,
+}
+
+/// Labels of the policy-reload counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `refused`.
+    pub result: String,
 }
 
 /// Labels of the refused-requests counter.
@@ -72,12 +80,19 @@ impl Default for Metrics {
             "Requests refused before reaching the apiserver",
             refused.clone(),
         );
+        let policy_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads, by result (a refused reload keeps the previous policy)",
+            policy_reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             open_streams,
             refused,
+            policy_reloads,
         }
     }
 }
@@ -100,6 +115,16 @@ impl Metrics {
         self.refused
             .get_or_create(&RefusedLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one policy reload.
+    pub fn policy_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "refused" };
+        self.policy_reloads
+            .get_or_create(&ReloadLabels {
+                result: result.to_owned(),
             })
             .inc();
     }

@@ -28,6 +28,8 @@ use crate::{Body, BoxError};
 pub struct Recorder {
     appender: Appender,
     gateway_id: Arc<str>,
+    /// One clone per record still being appended in the background; see [`Recorder::flush`].
+    in_flight: Arc<()>,
 }
 
 /// What the request looked like, kept to write its response record later.
@@ -43,6 +45,7 @@ impl Recorder {
         Recorder {
             appender,
             gateway_id: gateway_id.into(),
+            in_flight: Arc::new(()),
         }
     }
 
@@ -97,11 +100,28 @@ impl Recorder {
     /// Appends a record without waiting for it (after the response: nothing left to refuse).
     pub fn append_later(&self, record: Record) {
         let this = self.clone();
+        let token = self.in_flight.clone();
         tokio::spawn(async move {
+            let _in_flight = token;
             if let Err(e) = this.append(&record).await {
                 tracing::error!(audit_id = ?record.audit_id, error = %e, "audit record could not be written after the response");
             }
         });
+    }
+
+    /// Waits (at most `limit`) until every record appended in the background is durable; called at
+    /// shutdown so the last responses' records are not lost.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        // Every clone of the recorder shares `in_flight`: response bodies still streaming and records
+        // still being appended hold one each. At shutdown only the gateway's own is left when done.
+        while Arc::strong_count(&self.in_flight) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Records a refusal (authentication, sanitising, …) with what is known of the request.
@@ -195,7 +215,8 @@ pub fn now() -> MicroTime {
         .expect("the epoch is a valid record time")
 }
 
-fn user_info(identity: &Identity) -> UserInfo {
+/// The identity's user as a record carries it.
+pub fn user_info(identity: &Identity) -> UserInfo {
     UserInfo {
         username: identity.user.username.clone(),
         uid: identity.user.uid.clone(),

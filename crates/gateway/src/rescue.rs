@@ -53,6 +53,12 @@ pub fn status_for(err: &GatewayError) -> (Status, Fault) {
             Status::service_unavailable(err.to_string()),
             Fault::Upstream,
         ),
+        GatewayError::BodyRead(_) => (Status::bad_request(err.to_string()), Fault::Client),
+        GatewayError::Denied(m) => (Status::forbidden(m.clone()), Fault::Client),
+        GatewayError::ReviewRequired(m) => (Status::forbidden(m.clone()), Fault::Client),
+        GatewayError::ImpersonationHeaders(e) => {
+            (Status::bad_request(e.to_string()), Fault::Client)
+        }
         GatewayError::AuditUnavailable(_) => (
             Status::service_unavailable(err.to_string()),
             Fault::Internal,

@@ -14,6 +14,9 @@ use hyper::body::Incoming;
 
 use custos_authn::Identity;
 use custos_kube::{classify, RequestAttributes};
+use custos_policy::{BodyFacts, Outcome};
+
+use crate::decide;
 
 use crate::credentials::bearer_token;
 use crate::error::GatewayError;
@@ -93,15 +96,22 @@ async fn pipeline(
     let identity = authenticate(gw, conn, &req).await?;
     *identity_slot = Some(identity.clone());
 
-    // sanitize: refuse what would change who the apiserver thinks is calling, and a body announced
-    // larger than we forward (a chunked body is cut off at the same limit while it streams).
-    sanitize::refuse_impersonation(req.headers())?;
+    // sanitize: a body announced larger than we forward is refused (a chunked one is cut off at the
+    // same limit while it streams). Client impersonation is refused outright without a policy, and
+    // otherwise only what policy permits below is honoured.
     if sanitize::content_length(req.headers()).is_some_and(|n| n > gw.limits.max_body_bytes as u64)
     {
         return Err(GatewayError::BodyTooLarge {
             limit: gw.limits.max_body_bytes,
         });
     }
+    let asked = match &gw.policy {
+        Some(_) => custos_policy::impersonation_request(req.headers())?,
+        None => {
+            sanitize::refuse_impersonation(req.headers())?;
+            None
+        }
+    };
 
     // classify: exactly the apiserver's RequestInfo, so policy judges what the apiserver will do. The
     // path is validated here too: one the apiserver could read differently from us is refused (400).
@@ -109,14 +119,40 @@ async fn pipeline(
     verb.clone_from(&attrs.verb);
     tracing::debug!(audit_id, user = %identity.user.username, verb = %attrs.verb, resource = %attrs.resource, "classified");
 
-    // decide: Cedar policy (issue 4). Until then every authenticated request is forwarded and the
-    // apiserver's RBAC judges the impersonated identity, as with kube-oidc-proxy.
-    // approve: held or refused reviews (issue 7).
+    // decide: Cedar policy over who, what and — for writes — what the body asks for (so the body is
+    // read first, bounded). Impersonation is decided first; the request is then judged as the caller.
+    let upgrade = sanitize::is_upgrade(req.headers());
+    let (parts, incoming) = req.into_parts();
+    let mut decision = None;
+    let mut acting = identity.clone();
+    let buffered = match &gw.policy {
+        Some(gate) => {
+            let (buffered, facts) = if decide::needs_body(&attrs) && !upgrade {
+                let bytes = forward::read_body(incoming, gw.limits.max_body_bytes).await?;
+                let facts = BodyFacts::extract(&bytes);
+                (Buffered::Read(bytes), facts)
+            } else {
+                (Buffered::Stream(incoming), BodyFacts::none())
+            };
+            if let Some(asked) = &asked {
+                let d = gate.decide_impersonation(&identity, &attrs, asked, conn.peer.ip());
+                if d.is_allowed() {
+                    acting.user = asked.user_info();
+                } else {
+                    decision = Some(d);
+                }
+            }
+            if decision.is_none() {
+                decision = Some(gate.decide(&identity, &attrs, &facts, conn.peer.ip()));
+            }
+            buffered
+        }
+        None => Buffered::Stream(incoming),
+    };
 
-    // record: the request record is durable before anything reaches the apiserver; no record, no
-    // forwarding (503).
-    let (parts, body) = req.into_parts();
-    let record = gw.recorder.request_record(
+    // record: the request record (with the decision) is durable before anything reaches the
+    // apiserver; no record, no forwarding (503). Denials are recorded the same way.
+    let mut record = gw.recorder.request_record(
         audit_id,
         &parts,
         &identity,
@@ -124,20 +160,52 @@ async fn pipeline(
         conn.peer.ip(),
         received,
     );
+    if acting.user != identity.user {
+        record.impersonated_user = Some(recorder::user_info(&acting));
+    }
+    record.custos.decision = decision.as_ref().map(decide::decision_record);
     gw.recorder.append(&record).await?;
     let facts = RequestFacts { record };
-    let req = Request::from_parts(parts, body);
+
+    // approve: a review is refused with the reason until held approvals land (issue 7).
+    match decision.as_ref().map(|d| d.outcome) {
+        Some(Outcome::Deny) => {
+            return Err(GatewayError::Denied(
+                decision.map(|d| d.message()).unwrap_or_default(),
+            ))
+        }
+        Some(Outcome::Review) => {
+            return Err(GatewayError::ReviewRequired(
+                decision.map(|d| d.message()).unwrap_or_default(),
+            ))
+        }
+        _ => {}
+    }
+    let identity = acting;
 
     // forward: as the identity, via impersonation; upgrades are relayed with per-chunk taps.
-    let resp = if sanitize::is_upgrade(req.headers()) {
-        forward::upgrade(gw, conn, req, &identity, audit_id, stream_kind(&attrs)).await?
-    } else if custos_kube::request::is_long_running(&attrs) {
-        let guard = gw.metrics.stream_opened(stream_kind(&attrs));
-        forward::forward(gw, conn, req, &identity, audit_id, true)
-            .await
-            .map(|r| hold_while_streaming(r, guard))?
-    } else {
-        forward::forward(gw, conn, req, &identity, audit_id, false).await?
+    let resp = match buffered {
+        Buffered::Stream(incoming) if upgrade => {
+            let req = Request::from_parts(parts, incoming);
+            forward::upgrade(gw, conn, req, &identity, audit_id, stream_kind(&attrs)).await?
+        }
+        b => {
+            let body = match b {
+                Buffered::Read(bytes) => forward::buffered_body(bytes),
+                Buffered::Stream(incoming) => {
+                    forward::upstream_body(incoming, gw.limits.max_body_bytes)
+                }
+            };
+            let req = Request::from_parts(parts, body);
+            if custos_kube::request::is_long_running(&attrs) {
+                let guard = gw.metrics.stream_opened(stream_kind(&attrs));
+                forward::forward(gw, conn, req, &identity, audit_id, true)
+                    .await
+                    .map(|r| hold_while_streaming(r, guard))?
+            } else {
+                forward::forward(gw, conn, req, &identity, audit_id, false).await?
+            }
+        }
     };
     // mask: response bodies through the masker (issue 6).
     // record: the response record, when the body ends or the client goes away.
@@ -205,6 +273,16 @@ fn refusal_reason(e: &GatewayError) -> &'static str {
         GatewayError::BodyTooLarge { .. } => "body_too_large",
         GatewayError::UpstreamUnavailable(_) => "upstream_unavailable",
         GatewayError::AuditUnavailable(_) => "audit_unavailable",
+        GatewayError::Denied(_) => "policy_denied",
+        GatewayError::ReviewRequired(_) => "policy_review",
+        GatewayError::ImpersonationHeaders(_) => "impersonation",
+        GatewayError::BodyRead(_) => "body_read",
         GatewayError::Internal(_) => "internal",
     }
+}
+
+/// The request body on its way: still streaming from the client, or read (for policy) already.
+enum Buffered {
+    Stream(Incoming),
+    Read(bytes::Bytes),
 }
