@@ -314,3 +314,134 @@ fn with_postgresql_as_the_store_requests_are_recorded_in_the_shared_log() -> Res
     );
     Ok(())
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut (every connection closed, new ones refused) and
+/// restore: PostgreSQL going away for this gateway without stopping the server other tests share.
+struct CuttableProxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    fn start(target: std::net::SocketAddr) -> Result<CuttableProxy> {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (c2, k2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if c2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let pairs = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                if let Ok(mut list) = k2.lock() {
+                    list.extend([client, server]);
+                }
+                for (from, to) in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        Ok(CuttableProxy { addr, cut, conns })
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut list) = self.conns.lock() {
+            for s in list.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn when_postgresql_goes_away_requests_get_503_and_nothing_reaches_the_apiserver() -> Result<()> {
+    let url = std::env::var("CUSTOS_TEST_POSTGRES_URL")
+        .context("CUSTOS_TEST_POSTGRES_URL is not set: run crates/store-postgres/scripts/test-db (scripts/test does)")?;
+    let target: std::net::SocketAddr = "127.0.0.1:5432".parse()?;
+    ensure!(
+        url.contains("@127.0.0.1:5432/"),
+        "this test proxies a local PostgreSQL: {url}"
+    );
+    let proxy = CuttableProxy::start(target)?;
+    let proxied = url.replace("@127.0.0.1:5432/", &format!("@{}/", proxy.addr));
+    let tb = Testbed::load()?;
+    let schema = unique("e2e_down").replace('-', "_");
+    let gw = Custos::start(&tb, &["--store", &proxied, "--postgres-schema", &schema])?;
+    let client = RawClient::new(&gw.url, &gw.ca)?;
+    let admin = tb.token("admin")?;
+    let mut apiserver_log = AuditLog::from_end(&tb)?;
+    let get = |id: &str| {
+        client.send(
+            &RawRequest::get("/api/v1/namespaces/default")
+                .bearer(&admin)
+                .header("Audit-ID", id),
+        )
+    };
+    let before = unique("pg-up");
+    ensure!(get(&before)?.code == 200, "control request");
+
+    proxy.cut();
+    let down = unique("pg-down");
+    let resp = get(&down)?;
+    let status = resp.status()?;
+    ensure!(
+        resp.code == 503 && status.reason == "ServiceUnavailable",
+        "{} {}",
+        resp.code,
+        status.reason
+    );
+
+    proxy.restore();
+    let after = unique("pg-back");
+    let mut code = 0;
+    for _ in 0..100 {
+        code = get(&after)?.code;
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure!(code == 200, "after PostgreSQL came back: {code}");
+
+    let seen = RefCell::new(BTreeSet::new());
+    apiserver_log.wait_for(
+        "of the request after recovery",
+        Duration::from_secs(15),
+        |e| {
+            let id = e["auditID"].as_str().unwrap_or_default().to_owned();
+            seen.borrow_mut().insert(id.clone());
+            id == after
+        },
+    )?;
+    let seen = seen.into_inner();
+    ensure!(
+        seen.contains(&before),
+        "control request missing from the apiserver's log"
+    );
+    ensure!(
+        !seen.contains(&down),
+        "a request went through unrecorded while PostgreSQL was away"
+    );
+    Ok(())
+}
