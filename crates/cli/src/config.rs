@@ -98,6 +98,15 @@ pub struct AuditSection {
     pub key_file: Option<PathBuf>,
     /// A file outside the operator's reach where every signed checkpoint is also written.
     pub checkpoint_copy: Option<PathBuf>,
+    /// An endpoint outside the operator's reach that every signed checkpoint is also POSTed to
+    /// (`text/plain`, the signed note); https, or http on a loopback host.
+    #[serde(rename = "checkpointURL")]
+    pub checkpoint_url: Option<String>,
+    /// A file holding the bearer token sent to `checkpointURL` (read for every checkpoint).
+    pub checkpoint_token_file: Option<PathBuf>,
+    /// CA bundle trusted for `checkpointURL` instead of the system roots.
+    #[serde(rename = "checkpointCAFile")]
+    pub checkpoint_ca_file: Option<PathBuf>,
     /// PostgreSQL schema holding the log (default: the server's search path); several logs can share a
     /// database this way.
     pub postgres_schema: Option<String>,
@@ -109,6 +118,9 @@ impl Default for AuditSection {
             log_name: "custos".into(),
             key_file: None,
             checkpoint_copy: None,
+            checkpoint_url: None,
+            checkpoint_token_file: None,
+            checkpoint_ca_file: None,
             postgres_schema: None,
         }
     }
@@ -295,6 +307,15 @@ pub struct Overrides {
     /// Also write every signed checkpoint to this file [file: audit.checkpointCopy]
     #[arg(long, env = "CUSTOS_CHECKPOINT_COPY")]
     pub checkpoint_copy: Option<PathBuf>,
+    /// Also POST every signed checkpoint to this https URL (http only on localhost) [file: audit.checkpointURL]
+    #[arg(long, env = "CUSTOS_CHECKPOINT_URL")]
+    pub checkpoint_url: Option<String>,
+    /// Bearer token file for the checkpoint URL [file: audit.checkpointTokenFile]
+    #[arg(long, env = "CUSTOS_CHECKPOINT_TOKEN_FILE")]
+    pub checkpoint_token_file: Option<PathBuf>,
+    /// CA bundle for the checkpoint URL [file: audit.checkpointCAFile]
+    #[arg(long, env = "CUSTOS_CHECKPOINT_CA_FILE")]
+    pub checkpoint_ca_file: Option<PathBuf>,
     /// CA of accepted client certificates [file: authentication.clientCAFile]
     #[arg(long, env = "CUSTOS_CLIENT_CA_FILE")]
     pub client_ca_file: Option<PathBuf>,
@@ -354,6 +375,12 @@ impl Config {
             self.policy.agent_groups.clone_from(&o.agent_group);
         }
         opt(&mut self.audit.checkpoint_copy, &o.checkpoint_copy);
+        opt(&mut self.audit.checkpoint_url, &o.checkpoint_url);
+        opt(
+            &mut self.audit.checkpoint_token_file,
+            &o.checkpoint_token_file,
+        );
+        opt(&mut self.audit.checkpoint_ca_file, &o.checkpoint_ca_file);
         opt(&mut self.audit.postgres_schema, &o.postgres_schema);
         opt(&mut self.audit.key_file, &o.audit_key_file);
         if !o.tls_name.is_empty() {
@@ -485,6 +512,25 @@ impl Config {
                 "audit.logName",
                 "must be a non-empty name without spaces or '+'",
             ));
+        }
+        match &self.audit.checkpoint_url {
+            Some(url) => {
+                custos_store::HttpSink::check_url(url)
+                    .map_err(|e| invalid("audit.checkpointURL", e))?;
+            }
+            None if self.audit.checkpoint_token_file.is_some() => {
+                return Err(invalid(
+                    "audit.checkpointTokenFile",
+                    "set without audit.checkpointURL",
+                ))
+            }
+            None if self.audit.checkpoint_ca_file.is_some() => {
+                return Err(invalid(
+                    "audit.checkpointCAFile",
+                    "set without audit.checkpointURL",
+                ))
+            }
+            None => {}
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.maxBodyBytes", "must be greater than 0"));

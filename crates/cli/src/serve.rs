@@ -12,7 +12,8 @@ use custos_gateway::kubeconfig::UpstreamConfig;
 use custos_gateway::recorder::Recorder;
 use custos_gateway::{ops, tls, Gateway, Limits, Upstream};
 use custos_store::{
-    Appender, AppenderConfig, CheckpointSink, FileSink, LogStore, Sequencer, SequencerConfig,
+    Appender, AppenderConfig, CheckpointSink, FileSink, HttpSink, HttpSinkConfig,
+    HttpSinkConfigError, LogStore, MultiSink, Sequencer, SequencerConfig,
 };
 use custos_store_postgres::{PostgresOptions, PostgresStore};
 use custos_store_sqlite::SqliteStore;
@@ -83,11 +84,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     if created {
         tracing::info!(path = %key_path.display(), "generated the audit log's signing key");
     }
-    let sink = cfg
-        .audit
-        .checkpoint_copy
-        .as_ref()
-        .map(|p| Arc::new(FileSink::new(p)) as Arc<dyn CheckpointSink>);
+    let sink = checkpoint_sink(&cfg)?;
     let sequencer = Sequencer::new(
         store.clone(),
         key,
@@ -205,6 +202,42 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Where copies of signed checkpoints go besides the store: the file, the endpoint, or both (the
+/// file first, so a slow endpoint never delays it).
+fn checkpoint_sink(cfg: &Config) -> Result<Option<Arc<dyn CheckpointSink>>> {
+    let mut sinks: Vec<Arc<dyn CheckpointSink>> = Vec::new();
+    if let Some(path) = &cfg.audit.checkpoint_copy {
+        sinks.push(Arc::new(FileSink::new(path)));
+    }
+    if let Some(url) = &cfg.audit.checkpoint_url {
+        let sink = HttpSink::new(&HttpSinkConfig {
+            token_file: cfg.audit.checkpoint_token_file.clone(),
+            ca_file: cfg.audit.checkpoint_ca_file.clone(),
+            ..HttpSinkConfig::new(url.clone())
+        })
+        .map_err(|e| {
+            let field = match &e {
+                HttpSinkConfigError::TokenFile { .. } => "audit.checkpointTokenFile",
+                HttpSinkConfigError::CaFile { .. } => "audit.checkpointCAFile",
+                HttpSinkConfigError::Url(_) | HttpSinkConfigError::Client(_) => {
+                    "audit.checkpointURL"
+                }
+            };
+            anyhow::anyhow!("{field}: {e}")
+        })?;
+        tracing::info!(
+            url = sink.url(),
+            "signed checkpoints are also posted to this endpoint"
+        );
+        sinks.push(Arc::new(sink));
+    }
+    Ok(match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(Arc::new(MultiSink::new(sinks))),
+    })
 }
 
 fn authn_config(cfg: &Config) -> Result<AuthnConfig> {

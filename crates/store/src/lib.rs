@@ -37,6 +37,8 @@ pub use error::StoreError;
 pub use integrate::{decode_frontier, encode_frontier, integrate, Integration, NodeId};
 pub use search::{Filter, FilterValue, SearchQuery, MAX_SEARCH_LIMIT};
 pub use sequencer::{Sequencer, SequencerConfig, SequencerHandle, SequencerStatus};
-pub use sink::{CheckpointSink, FileSink};
+pub use sink::{
+    CheckpointSink, FileSink, HttpSink, HttpSinkConfig, HttpSinkConfigError, MultiSink,
+};
 pub use store::{LogStore, SequencerLease, StoredCheckpoint, TreeState};
 pub use verify::{verify_store, verify_store_with, StoreReport, StoreVerifyError};

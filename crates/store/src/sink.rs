@@ -1,13 +1,18 @@
 //! Copies of signed checkpoints outside the store, so someone who can rewrite the database cannot
-//! also rewrite the last checkpoint an auditor will compare against. A file ships now; an HTTP
-//! witness or object store implements the same trait later.
+//! also rewrite the last checkpoint an auditor will compare against: a file ([`FileSink`]), an HTTP
+//! endpoint ([`HttpSink`]), or several at once ([`MultiSink`]).
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::{StoreError, StoredCheckpoint};
+
+mod http;
+
+pub use http::{HttpSink, HttpSinkConfig, HttpSinkConfigError};
 
 /// Somewhere a copy of each new signed checkpoint goes.
 #[async_trait]
@@ -52,6 +57,76 @@ impl CheckpointSink for FileSink {
             })
     }
 }
+
+/// Publishes to several sinks, in order. Every sink is tried even when an earlier one fails (a dead
+/// endpoint must not cost the file copy); the error names every sink that failed.
+#[derive(Clone, Default)]
+pub struct MultiSink {
+    sinks: Vec<Arc<dyn CheckpointSink>>,
+}
+
+impl MultiSink {
+    /// Publishes to `sinks`, in this order.
+    pub fn new(sinks: Vec<Arc<dyn CheckpointSink>>) -> MultiSink {
+        MultiSink { sinks }
+    }
+
+    /// How many sinks it publishes to.
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Whether it publishes nowhere.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+}
+
+impl std::fmt::Debug for MultiSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiSink")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl CheckpointSink for MultiSink {
+    async fn publish(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let mut errors = Vec::new();
+        for sink in &self.sinks {
+            if let Err(e) = sink.publish(checkpoint).await {
+                errors.push(e);
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            n => Err(StoreError::unavailable(
+                format!("{n} checkpoint copies failed"),
+                Failures(errors),
+            )),
+        }
+    }
+}
+
+/// Several sinks' errors as one.
+#[derive(Debug)]
+struct Failures(Vec<StoreError>);
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failures {}
 
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
@@ -102,5 +177,38 @@ mod tests {
             })
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn multi_sink_tries_every_sink_and_names_each_failure() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = FileSink::new(dir.path().join("checkpoint"));
+        let bad = |n: &str| {
+            Arc::new(FileSink::new(dir.path().join(n).join("checkpoint")))
+                as Arc<dyn CheckpointSink>
+        };
+        let cp = StoredCheckpoint {
+            size: 1,
+            note: "one\n".into(),
+        };
+        let one_bad = MultiSink::new(vec![bad("a"), Arc::new(good.clone())]);
+        let err = one_bad.publish(&cp).await.expect_err("one failed");
+        assert!(err.to_string().contains("/a/checkpoint"), "{err}");
+        assert_eq!(std::fs::read_to_string(good.path()).expect("read"), "one\n");
+        let two_bad = MultiSink::new(vec![bad("a"), bad("b"), Arc::new(good)]);
+        let err = two_bad
+            .publish(&cp)
+            .await
+            .expect_err("two failed")
+            .to_string();
+        assert!(err.contains("2 checkpoint copies failed"), "{err}");
+        assert!(
+            err.contains("/a/checkpoint") && err.contains("/b/checkpoint"),
+            "{err}"
+        );
+        MultiSink::default()
+            .publish(&cp)
+            .await
+            .expect("nowhere is fine");
     }
 }

@@ -31,6 +31,34 @@ fn flags_override_the_file() {
 }
 
 #[test]
+fn checkpoint_url_from_the_file_or_a_flag() {
+    let file = "audit:\n  checkpointURL: https://witness.example/add\n  checkpointTokenFile: /run/token\n  checkpointCAFile: /etc/ca.pem\n";
+    let mut c = Config::from_yaml(file).expect("parse");
+    c.validate().expect("https is valid");
+    assert_eq!(
+        c.audit.checkpoint_url.as_deref(),
+        Some("https://witness.example/add")
+    );
+    assert_eq!(
+        c.audit.checkpoint_token_file.as_deref(),
+        Some(Path::new("/run/token"))
+    );
+    assert_eq!(
+        c.audit.checkpoint_ca_file.as_deref(),
+        Some(Path::new("/etc/ca.pem"))
+    );
+    c.apply(&Overrides {
+        checkpoint_url: Some("http://127.0.0.1:9000/checkpoint".into()),
+        ..Default::default()
+    });
+    c.validate().expect("http on loopback is valid");
+    assert_eq!(
+        c.audit.checkpoint_url.as_deref(),
+        Some("http://127.0.0.1:9000/checkpoint")
+    );
+}
+
+#[test]
 fn invalid_values_name_their_field() {
     let cases = [
         ("listen: nope\n", "listen"),
@@ -40,6 +68,11 @@ fn invalid_values_name_their_field() {
         ("authentication:\n  oidc:\n  - issuerURL: https://dex\n", "authentication.oidc[0].clientIDs"),
         ("authentication:\n  oidc:\n  - issuerURL: https://dex\n    clientIDs: [a]\n    signingAlgs: [HS256]\n", "authentication.oidc[0].signingAlgs"),
         ("limits:\n  maxBodyBytes: 0\n", "limits.maxBodyBytes"),
+        ("audit:\n  checkpointURL: http://witness.example/\n", "audit.checkpointURL"),
+        ("audit:\n  checkpointURL: https://u:p@witness.example/\n", "audit.checkpointURL"),
+        ("audit:\n  checkpointURL: witness.example\n", "audit.checkpointURL"),
+        ("audit:\n  checkpointTokenFile: /t\n", "audit.checkpointTokenFile"),
+        ("audit:\n  checkpointCAFile: /ca.pem\n", "audit.checkpointCAFile"),
     ];
     for (yaml, field) in cases {
         let c = Config::from_yaml(yaml).expect("parses");
