@@ -35,16 +35,16 @@ pub struct Authenticator {
 }
 
 /// How long a verified token is trusted without checking its signature again (bounded by its `exp`).
-pub const VERIFIED_TOKEN_TTL_SECS: u64 = 60;
+pub const VERIFIED_TOKEN_TTL_SECS: u64 = 10;
 /// How many verified tokens are remembered at most.
 pub const VERIFIED_TOKEN_CAPACITY: usize = 10_000;
 
 /// Tokens whose signature and claims were checked recently, keyed by their SHA-256 (never the token).
 ///
 /// Re-verifying an RS256 signature on every request of a busy client costs more CPU than the rest of
-/// the gateway's work on that request; the apiserver caches token authentication for the same reason.
-/// An entry lives at most [`VERIFIED_TOKEN_TTL_SECS`] and never past the token's `exp`, so a key removed
-/// from the IdP's JWKS stops being honoured within a minute.
+/// the gateway's work on that request; the apiserver caches successful token authentication for 10 s
+/// for the same reason, and so do we. An entry lives at most [`VERIFIED_TOKEN_TTL_SECS`] and never past
+/// the token's `exp`, so a key removed from the IdP's JWKS stops being honoured within seconds.
 #[derive(Debug, Default)]
 struct VerifiedTokens {
     entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Identity, u64)>>,
