@@ -159,6 +159,7 @@ pub async fn run(cfg: Config) -> Result<()> {
             },
         )));
     }
+    let shutdown = shutdown_signal().context("installing signal handlers")?;
     // The lines tests and scripts read: where we serve, and which CA to trust.
     println!("serving https://{addr}");
     match &ca {
@@ -182,7 +183,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::pin!(serve);
     tokio::select! {
         () = &mut serve => {}
-        () = shutdown_signal() => {
+        () = shutdown => {
             tracing::info!("signal received, shutting down");
             let _ = stop_tx.send(true);
             serve.await;
@@ -282,22 +283,27 @@ fn oidc_config(o: &OidcSection) -> Result<OidcIssuerConfig> {
     Ok(c)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM and SIGINT handlers now (before the gateway announces itself, so a signal that
+/// arrives right after "serving" still shuts down gracefully) and resolves when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 fn hostname() -> String {
