@@ -203,6 +203,8 @@ pub struct LimitsSection {
     pub max_body_bytes: usize,
     /// Largest request header section, bytes.
     pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests before closing what is left, seconds.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for LimitsSection {
@@ -211,6 +213,7 @@ impl Default for LimitsSection {
         LimitsSection {
             max_body_bytes: d.max_body_bytes,
             max_header_bytes: d.max_header_bytes,
+            shutdown_grace_seconds: d.shutdown_grace.as_secs(),
         }
     }
 }
@@ -289,6 +292,9 @@ pub struct Overrides {
     /// Largest request header section, bytes [file: limits.maxHeaderBytes]
     #[arg(long, env = "CUSTOS_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
+    /// Seconds shutdown waits for in-flight requests [file: limits.shutdownGraceSeconds]
+    #[arg(long, env = "CUSTOS_SHUTDOWN_GRACE_SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
     /// Audit log store: "" for SQLite in the data dir, or a postgres:// URL [file: store]
     #[arg(long, env = "CUSTOS_STORE")]
     pub store: Option<String>,
@@ -388,6 +394,10 @@ impl Config {
         }
         set(&mut self.limits.max_body_bytes, &o.max_body_bytes);
         set(&mut self.limits.max_header_bytes, &o.max_header_bytes);
+        set(
+            &mut self.limits.shutdown_grace_seconds,
+            &o.shutdown_grace_seconds,
+        );
         if o.client_ca_file.is_some() {
             self.authentication
                 .client_ca_file

@@ -117,6 +117,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         limits: Limits {
             max_body_bytes: cfg.limits.max_body_bytes,
             max_header_bytes: cfg.limits.max_header_bytes,
+            shutdown_grace: Duration::from_secs(cfg.limits.shutdown_grace_seconds),
             ..Limits::default()
         },
         metrics: Default::default(),

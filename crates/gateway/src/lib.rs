@@ -121,8 +121,12 @@ pub async fn serve(
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     tokio::pin!(shutdown);
+    // Connection tasks live in a set so that, once the grace period is over, what is still open
+    // (watches, logs -f) is closed for real: their bodies drop and their records are written.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -138,7 +142,7 @@ pub async fn serve(
         let gateway = gateway.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let tls =
                 match tokio::time::timeout(gateway.limits.handshake_timeout, acceptor.accept(tcp))
                     .await
@@ -179,4 +183,6 @@ pub async fn serve(
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }

@@ -92,3 +92,60 @@ fn apiserver_down_gives_503_status_and_not_ready() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn sigterm_finishes_requests_in_flight_and_closes_streams_after_the_grace_period(
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let tb = Testbed::load()?;
+    let mut gw = Custos::start(&tb, &["--shutdown-grace-seconds", "3"])?;
+    let dir = tempfile::tempdir()?;
+    let kc = gw.kubeconfig(dir.path(), "admin", Some(&tb.token("admin")?))?;
+    // A long-running watch is open through the gateway.
+    let mut watch = custos_e2e::Streaming::spawn({
+        let mut c = std::process::Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(&kc)
+            .args(["get", "configmaps", "-A", "-w", "-o", "name"]);
+        c
+    })?;
+    watch.wait_for("configmap/", Duration::from_secs(20))?;
+    // kubectl lists first, then watches: wait until the gateway holds the watch open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(&format!("{}/metrics", gw.ops))?
+        .body_text(1 << 20)
+        .contains(r#"custos_open_streams{kind="watch"} 1"#)
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "the watch never opened through the gateway"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let started = Instant::now();
+    gw.stop()?;
+    let took = started.elapsed();
+    // Not at once (the watch was in flight), not forever (the grace period is 3 s).
+    ensure!(
+        took >= Duration::from_millis(2500),
+        "exited before the grace period: {took:?}\n{}",
+        gw.logs()
+    );
+    ensure!(
+        took < Duration::from_secs(20),
+        "did not close the stream after the grace period: {took:?}"
+    );
+    ensure!(
+        gw.logs().contains("shutdown grace period over"),
+        "log:\n{}",
+        gw.logs()
+    );
+    // After shutdown nothing listens any more.
+    let addr = gw.url.trim_start_matches("https://");
+    ensure!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the gateway still accepts connections"
+    );
+    Ok(())
+}
