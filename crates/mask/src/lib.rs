@@ -1,0 +1,22 @@
+//! Custos mask owns the detection and masking of secrets and personal data in bytes that leave the
+//! gateway: detectors are data (`rules/*.yaml`, embedded at build time, each rule carrying examples the
+//! tests run), compiled into a [`Detector`] that finds them in one keyword-prefiltered pass, and
+//! length-preserving text masking ([`mask_text`], the streaming [`TextMasker`]) for pod logs and terminal
+//! output, matching through ANSI escape sequences. Main types: [`Rule`], [`Detector`], [`Finding`],
+//! [`TextMasker`], [`MaskCounts`].
+//!
+//! This crate does no I/O. It never logs, stores or returns unmasked secret bytes: a [`Finding`] carries
+//! only a rule id and offsets, and the masker's held-back tail leaves it only masked.
+
+#![deny(missing_docs)]
+
+mod ansi;
+mod detector;
+mod rule;
+mod text;
+mod validate;
+
+pub use detector::{Detector, Finding};
+pub use rule::{Examples, Rule, RuleError};
+pub use text::{mask_text, MaskCounts, TextMasker, MASK_BYTE, MAX_HOLD};
+pub use validate::Validator;

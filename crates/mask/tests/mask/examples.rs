@@ -1,0 +1,72 @@
+//! Every rule's own examples, each rule alone.
+
+use custos_mask::{mask_text, Detector, Rule};
+
+#[test]
+fn every_rule_runs_its_examples() {
+    let rules = Rule::builtin().expect("builtin rules parse");
+    assert!(rules.len() >= 16, "expected the full rule set");
+    let mut failures = Vec::new();
+    for rule in rules {
+        let id = rule.id.clone();
+        let ex = rule.examples.clone();
+        assert!(!ex.must_match.is_empty(), "{id}: no must_match examples");
+        let det = Detector::new(vec![rule]).expect("rule compiles");
+        for s in &ex.must_match {
+            if det.scan(s.as_bytes()).is_empty() {
+                failures.push(format!("{id}: missed {s:?}"));
+            }
+        }
+        for s in &ex.must_not_match {
+            if !det.scan(s.as_bytes()).is_empty() {
+                failures.push(format!("{id}: matched {s:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn masking_is_length_preserving_and_keeps_newlines() {
+    let det = Detector::builtin().expect("detector");
+    let text = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn\n-----END RSA PRIVATE KEY-----\nafter AKIAIOSFODNN7EXAMPLE end\n";
+    let mut buf = text.as_bytes().to_vec();
+    let counts = mask_text(&det, &mut buf);
+    assert_eq!(buf.len(), text.len());
+    let out = String::from_utf8(buf).expect("ascii");
+    assert_eq!(out.lines().count(), text.lines().count());
+    assert!(!out.contains("MIIE") && !out.contains("AKIA"));
+    assert!(out.contains("after ") && out.ends_with(" end\n"));
+    assert_eq!(counts.get("private-key-pem"), 1);
+    assert_eq!(counts.get("aws-access-key-id"), 1);
+}
+
+#[test]
+fn secret_group_masks_only_the_value() {
+    let det = Detector::builtin().expect("detector");
+    let mut buf = b"url=postgres://app:s3cr3t-Pa55@db:5432/x".to_vec();
+    mask_text(&det, &mut buf);
+    assert_eq!(&buf[..], b"url=postgres://app:***********@db:5432/x");
+}
+
+#[test]
+fn unterminated_pem_is_masked_from_begin_onward() {
+    let det = Detector::builtin().expect("detector");
+    let mut buf = b"x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nmore".to_vec();
+    mask_text(&det, &mut buf);
+    assert!(buf.starts_with(b"x *****"));
+    assert!(buf[2..].iter().all(|&b| b == b'*' || b == b'\n'));
+}
+
+#[test]
+fn ansi_escapes_are_skipped_for_matching_and_kept() {
+    let det = Detector::builtin().expect("detector");
+    let text = b"key \x1b[1;31mAKIAIOSFODNN\x1b[0m7EXAMPLE\x1b]0;t\x07 done";
+    let mut buf = text.to_vec();
+    let counts = mask_text(&det, &mut buf);
+    assert_eq!(counts.get("aws-access-key-id"), 1);
+    assert_eq!(
+        &buf[..],
+        &b"key \x1b[1;31m************\x1b[0m********\x1b]0;t\x07 done"[..]
+    );
+}
