@@ -514,13 +514,10 @@ impl Config {
                 "must be empty (SQLite in the data dir) or a postgres:// URL",
             ));
         }
-        if self.audit.log_name.is_empty()
-            || self.audit.log_name.contains(char::is_whitespace)
-            || self.audit.log_name.contains('+')
-        {
+        if !custos_audit::note::is_valid_name(&self.audit.log_name) {
             return Err(invalid(
                 "audit.logName",
-                "must be a non-empty name without spaces or '+'",
+                "must be a non-empty name without spaces, control characters or '+'",
             ));
         }
         match &self.audit.checkpoint_url {

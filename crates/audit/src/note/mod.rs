@@ -87,7 +87,12 @@ pub enum NoteError {
 
 /// A valid key name: non-empty, no Unicode white space, no `+`.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
+    // Stricter than Go's note package: a control character would also make every note carrying the
+    // name unsignable (note text may hold no control characters but newlines).
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// Signs `text` (which must end in a newline and have no control characters but newlines) with each

@@ -141,3 +141,20 @@ fn a_required_claim_flag_without_equals_is_refused() {
         other => panic!("expected invalid requiredClaims, got {other:?}"),
     }
 }
+
+#[test]
+fn a_log_name_that_could_never_sign_a_checkpoint_is_refused() {
+    for name in ["custos\u{1}log", "two words", "a+b", ""] {
+        let yaml = format!(
+            "audit:\n  logName: {}\n",
+            serde_json::to_string(name).expect("json")
+        );
+        let c = Config::from_yaml(&yaml).expect("parses");
+        match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => {
+                assert_eq!(field, "audit.logName", "{name:?}")
+            }
+            other => panic!("{name:?}: expected audit.logName to be refused, got {other:?}"),
+        }
+    }
+}

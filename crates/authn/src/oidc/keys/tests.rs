@@ -152,3 +152,26 @@ fn modulus_bits_ignore_leading_zeros() {
     );
     assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0u8])), None);
 }
+
+#[test]
+fn short_ed25519_key_is_skipped_not_a_panic() {
+    let keys = set(json!({"keys": [TestKey::Ed25519.jwk(),
+        {"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": "M6E"}]}))
+    .expect("the good key is usable");
+    let token = TestIssuer::new("https://idp").token_with(
+        TestKey::Ed25519,
+        jsonwebtoken::Algorithm::EdDSA,
+        &json!({}),
+    );
+    let (input, signature) = token.rsplit_once('.').expect("three parts");
+    if let Lookup::Found(c) = keys.lookup(Some("short"), SigningAlg::EdDsa) {
+        assert!(!c
+            .iter()
+            .any(|k| k.verify(input, signature, SigningAlg::EdDsa)));
+    }
+    assert_eq!(
+        keys.len(),
+        1,
+        "an Ed25519 x that is not 32 bytes is skipped"
+    );
+}
