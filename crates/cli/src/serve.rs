@@ -24,7 +24,9 @@ use crate::config::{Config, OidcSection};
 pub async fn run(cfg: Config) -> Result<()> {
     let kubeconfig = cfg.upstream_kubeconfig()?;
     let upstream_cfg =
-        UpstreamConfig::from_kubeconfig(&kubeconfig).context("upstream.kubeconfig")?;
+        UpstreamConfig::from_kubeconfig(&kubeconfig).context(
+        "upstream.kubeconfig (the cluster Custos forwards to: set --upstream-kubeconfig or KUBECONFIG)",
+    )?;
     let upstream = Upstream::new(&upstream_cfg).context("upstream")?;
 
     let (cert, key, ca) = match (&cfg.tls.cert_file, &cfg.tls.key_file) {

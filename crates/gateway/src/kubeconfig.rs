@@ -13,7 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
     /// The file could not be read.
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}")]
     Read {
         /// The file.
         path: PathBuf,

@@ -14,7 +14,7 @@ use rustls::server::danger::ClientCertVerifier;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
