@@ -12,11 +12,20 @@
 
 mod ansi;
 mod detector;
+mod helm;
+mod json;
+mod kube;
+mod profile;
 mod rule;
 mod text;
 mod validate;
 
 pub use detector::{Detector, Finding};
+pub use json::{JsonMaskError, JsonMasker, DEFAULT_MAX_OBJECT};
+pub use kube::{mask_document, Hint, Masking};
+pub use profile::{
+    carries_marker, HelmReleases, Profile, Reveal, Unparseable, MARKER, MARKER_BASE64,
+};
 pub use rule::{Examples, Rule, RuleError};
 pub use text::{mask_text, MaskCounts, TextMasker, MASK_BYTE, MAX_HOLD};
 pub use validate::Validator;

@@ -37,7 +37,7 @@ impl MaskCounts {
         self.0.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
-    fn add(&mut self, rule: &str) {
+    pub(crate) fn add(&mut self, rule: &str) {
         *self.0.entry(rule.to_owned()).or_insert(0) += 1;
     }
 }
