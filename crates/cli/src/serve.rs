@@ -111,6 +111,9 @@ pub async fn run(cfg: Config) -> Result<()> {
         }
     };
 
+    let masking = custos_gateway::mask::MaskSettings::new(
+        custos_gateway::mask::builtin_detector().context("masking: built-in rules")?,
+    );
     let gateway = Arc::new(Gateway {
         policy,
         recorder: Recorder::new(appender, gateway_id),
@@ -123,6 +126,7 @@ pub async fn run(cfg: Config) -> Result<()> {
             ..Limits::default()
         },
         metrics: Default::default(),
+        masking,
     });
 
     let listener = TcpListener::bind(&cfg.listen)

@@ -12,6 +12,7 @@ pub mod decide;
 pub mod error;
 pub mod forward;
 pub mod kubeconfig;
+pub mod mask;
 pub mod metrics;
 pub mod ops;
 pub mod recorder;
@@ -88,6 +89,8 @@ pub struct Gateway {
     pub recorder: recorder::Recorder,
     /// The policy; `None` forwards every authenticated request (the apiserver's RBAC still applies).
     pub policy: Option<decide::PolicyGate>,
+    /// What responses, streams and records are masked with.
+    pub masking: mask::MaskSettings,
 }
 
 /// Facts about the connection a request arrived on.
