@@ -67,6 +67,36 @@ pub struct Config {
     pub audit: AuditSection,
     /// Cedar policy.
     pub policy: PolicySection,
+    /// What is masked, with which detectors, for whom.
+    pub masking: MaskingSection,
+}
+
+/// `masking:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MaskingSection {
+    /// Named profiles a policy selects with `@mask("name")`; everyone else gets everything masked.
+    pub profiles: std::collections::BTreeMap<String, custos_mask::Profile>,
+    /// A YAML file of extra detector rules (same schema as the built-in ones, examples checked).
+    pub rules_file: Option<PathBuf>,
+    /// Largest single object (or list frame) in a JSON response, bytes; larger responses are refused.
+    pub max_object_bytes: usize,
+    /// Largest masked response body kept in a record, bytes; larger ones are recorded by size.
+    pub record_body_bytes: usize,
+    /// Idle time after which held-back terminal/log bytes are flushed (masked), milliseconds.
+    pub idle_flush_millis: u64,
+}
+
+impl Default for MaskingSection {
+    fn default() -> Self {
+        MaskingSection {
+            profiles: Default::default(),
+            rules_file: None,
+            max_object_bytes: custos_mask::DEFAULT_MAX_OBJECT,
+            record_body_bytes: 1024 * 1024,
+            idle_flush_millis: 25,
+        }
+    }
 }
 
 /// `policy:`
@@ -231,6 +261,7 @@ impl Default for Config {
             store: String::new(),
             audit: AuditSection::default(),
             policy: PolicySection::default(),
+            masking: MaskingSection::default(),
         }
     }
 }
@@ -544,6 +575,34 @@ impl Config {
         }
         if self.limits.max_header_bytes < 1024 {
             return Err(invalid("limits.maxHeaderBytes", "must be at least 1024"));
+        }
+        for name in self.masking.profiles.keys() {
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(invalid(
+                    "masking.profiles",
+                    format!("profile name {name:?} must be lower-case letters, digits and '-' (at most 63)"),
+                ));
+            }
+            if name == "default" {
+                return Err(invalid(
+                    "masking.profiles",
+                    "\"default\" is the built-in strict profile and cannot be redefined",
+                ));
+            }
+        }
+        if self.masking.max_object_bytes < 64 * 1024 {
+            return Err(invalid("masking.maxObjectBytes", "must be at least 65536"));
+        }
+        if !(1..=1000).contains(&self.masking.idle_flush_millis) {
+            return Err(invalid(
+                "masking.idleFlushMillis",
+                "must be between 1 and 1000",
+            ));
         }
         Ok(())
     }

@@ -111,9 +111,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         }
     };
 
-    let masking = custos_gateway::mask::MaskSettings::new(
-        custos_gateway::mask::builtin_detector().context("masking: built-in rules")?,
-    );
+    let masking = masking_settings(&cfg.masking)?;
     let gateway = Arc::new(Gateway {
         policy,
         recorder: Recorder::new(appender, gateway_id),
@@ -385,4 +383,29 @@ fn fingerprint(
     }
     out.sort();
     out
+}
+
+/// The masking settings: built-in detectors plus the operator's rules (their examples checked), the
+/// named profiles and bounds.
+fn masking_settings(
+    section: &crate::config::MaskingSection,
+) -> anyhow::Result<custos_gateway::mask::MaskSettings> {
+    let detector = match &section.rules_file {
+        None => custos_gateway::mask::builtin_detector().context("masking: built-in rules")?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("masking.rulesFile: cannot read {}", path.display()))?;
+            let extra = custos_mask::Rule::parse_file(&path.display().to_string(), &text)
+                .context("masking.rulesFile")?;
+            let d = custos_gateway::mask::detector_with(extra).context("masking.rulesFile")?;
+            // One detector per process, shared by every request and stream for its lifetime.
+            &*Box::leak(Box::new(d))
+        }
+    };
+    let mut m = custos_gateway::mask::MaskSettings::new(detector);
+    m.profiles = section.profiles.clone();
+    m.max_object_bytes = section.max_object_bytes;
+    m.record_body_bytes = section.record_body_bytes;
+    m.idle_flush = Duration::from_millis(section.idle_flush_millis);
+    Ok(m)
 }

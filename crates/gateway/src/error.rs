@@ -44,6 +44,15 @@ pub enum GatewayError {
     /// The audit log could not take the request's record: nothing is forwarded unrecorded.
     #[error("the audit log is unavailable, so Custos refuses to forward the request: {0}")]
     AuditUnavailable(#[from] custos_store::StoreError),
+    /// The response could not be masked (a form Custos cannot parse): it is not passed on.
+    #[error("{0}")]
+    Unmaskable(String),
+    /// A write carries a value Custos masked; it would overwrite the real value with the marker.
+    #[error("the request carries a value Custos masked ({marker}) — it would replace the real value with the marker; send the real value, or leave the field out of the patch")]
+    CarriesMaskedValue {
+        /// The marker found.
+        marker: &'static str,
+    },
     /// A request could not be built (a bug, not the client's fault).
     #[error("internal error: {0}")]
     Internal(String),

@@ -158,6 +158,7 @@ impl Recorder {
         &self,
         facts: RequestFacts,
         resp: http::Response<Body>,
+        masking: crate::mask::SharedSummary,
     ) -> http::Response<Body> {
         let code = resp.status().as_u16();
         let recorder = self.clone();
@@ -180,6 +181,21 @@ impl Recorder {
                         request,
                         response: Some(bytes),
                     });
+                    r.custos.masked.clear();
+                    if let Ok(mut m) = masking.lock() {
+                        r.custos.masked = m.counts.iter().map(|(k, n)| (k.to_owned(), n)).collect();
+                        if let Some(body) = m.body.take() {
+                            r.response_object = serde_json::from_slice(&body).ok().map(storable);
+                        }
+                        if !m.profile.is_empty() && m.profile != "default" {
+                            r.annotations
+                                .insert("custos.dev/mask-profile".into(), m.profile.clone());
+                        }
+                        if let Some(note) = &m.note {
+                            r.annotations
+                                .insert("custos.dev/mask".into(), note.chars().take(512).collect());
+                        }
+                    }
                     if !finished {
                         r.custos.error = Some(
                             "response body not completed (client went away or stream ended early)"
@@ -191,6 +207,18 @@ impl Recorder {
             };
             http_body_util::BodyExt::boxed(tracked)
         })
+    }
+}
+
+/// A masked body made fit for the canonical log: numbers that are not integers (rare in Kubernetes
+/// objects; the canonical form refuses them) become their decimal strings.
+pub fn storable(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => Value::String(n.to_string()),
+        Value::Array(a) => Value::Array(a.into_iter().map(storable).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, storable(v))).collect()),
+        other => other,
     }
 }
 

@@ -63,6 +63,17 @@ pub fn status_for(err: &GatewayError) -> (Status, Fault) {
             Status::service_unavailable(err.to_string()),
             Fault::Internal,
         ),
+        GatewayError::Unmaskable(m) => (
+            Status {
+                code: 502,
+                ..Status::internal(format!("Custos refused the API server's response: {m}"))
+            },
+            Fault::Upstream,
+        ),
+        GatewayError::CarriesMaskedValue { .. } => (
+            Status::failure(custos_kube::StatusReason::Invalid, err.to_string()),
+            Fault::Client,
+        ),
         GatewayError::Internal(_) => (Status::internal(err.to_string()), Fault::Internal),
     }
 }

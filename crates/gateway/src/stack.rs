@@ -2,9 +2,9 @@
 //! the order is the security argument, so each step says why it stands where it does.
 //!
 //! ```text
-//! trace → authenticate → sanitize → classify → decide → approve → record → forward → mask → record
+//! trace → authenticate → sanitize → classify → decide → record → approve → forward → mask → record
 //! ```
-//! Steps not built yet (decide: policy; approve; record: audit log; mask) are marked where they go.
+//! Approvals (holding a request for a human) are not built yet; a review is refused where they go.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 
 use custos_authn::Identity;
 use custos_kube::{classify, RequestAttributes};
+use custos_mask::Hint;
 use custos_policy::{BodyFacts, Outcome};
 
 use crate::decide;
@@ -21,6 +22,7 @@ use crate::decide;
 use crate::credentials::bearer_token;
 use crate::error::GatewayError;
 use crate::forward;
+use crate::mask;
 use crate::recorder::{self, RefusedRequest, RequestFacts};
 use crate::rescue::rescue;
 use crate::sanitize::{self, SanitizeError};
@@ -122,17 +124,29 @@ async fn pipeline(
     // decide: Cedar policy over who, what and — for writes — what the body asks for (so the body is
     // read first, bounded). Impersonation is decided first; the request is then judged as the caller.
     let upgrade = sanitize::is_upgrade(req.headers());
-    let (parts, incoming) = req.into_parts();
     let mut decision = None;
     let mut acting = identity.clone();
-    let buffered = match &gw.policy {
+    let (mut parts, incoming) = req.into_parts();
+    let mut hint = Hint::for_resource(&attrs.api_group, &attrs.resource, &attrs.subresource);
+    hint.exempt.push(identity.user.username.clone());
+    let buffered = if decide::needs_body(&attrs) && !upgrade {
+        let bytes = forward::read_body(incoming, gw.limits.max_body_bytes).await?;
+        // A write carrying the marker would replace a real secret with it (a masked `kubectl get -o
+        // yaml` applied back): refused, nothing changes.
+        if custos_mask::carries_marker(&bytes) {
+            return Err(GatewayError::CarriesMaskedValue {
+                marker: custos_mask::MARKER,
+            });
+        }
+        Buffered::Read(bytes)
+    } else {
+        Buffered::Stream(incoming)
+    };
+    match &gw.policy {
         Some(gate) => {
-            let (buffered, facts) = if decide::needs_body(&attrs) && !upgrade {
-                let bytes = forward::read_body(incoming, gw.limits.max_body_bytes).await?;
-                let facts = BodyFacts::extract(&bytes);
-                (Buffered::Read(bytes), facts)
-            } else {
-                (Buffered::Stream(incoming), BodyFacts::none())
+            let facts = match &buffered {
+                Buffered::Read(bytes) => BodyFacts::extract(bytes),
+                Buffered::Stream(_) => BodyFacts::none(),
             };
             if let Some(asked) = &asked {
                 let d = gate.decide_impersonation(&identity, &attrs, asked, conn.peer.ip());
@@ -145,10 +159,14 @@ async fn pipeline(
             if decision.is_none() {
                 decision = Some(gate.decide(&identity, &attrs, &facts, conn.peer.ip()));
             }
-            buffered
         }
-        None => Buffered::Stream(incoming),
-    };
+        None => {}
+    }
+    // The profile policy chose for this caller and resource: what the response is masked with.
+    let chosen = gw.masking.choose(decision.as_ref());
+    if acting.user.username != identity.user.username {
+        hint.exempt.push(acting.user.username.clone());
+    }
 
     // record: the request record (with the decision) is durable before anything reaches the
     // apiserver; no record, no forwarding (503). Denials are recorded the same way.
@@ -164,6 +182,13 @@ async fn pipeline(
         record.impersonated_user = Some(recorder::user_info(&acting));
     }
     record.custos.decision = decision.as_ref().map(decide::decision_record);
+    // The request body as sent, masked strictly: records never hold a secret.
+    if let Buffered::Read(bytes) = &buffered {
+        if let Some((object, counts)) = mask::request_object(&gw.masking, &hint, bytes) {
+            record.request_object = Some(recorder::storable(object));
+            record.custos.masked = counts.iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        }
+    }
     gw.recorder.append(&record).await?;
     let facts = RequestFacts { record };
 
@@ -183,7 +208,14 @@ async fn pipeline(
     }
     let identity = acting;
 
-    // forward: as the identity, via impersonation; upgrades are relayed with per-chunk taps.
+    // forward: as the identity, via impersonation; upgrades are relayed with per-chunk taps. Accept is
+    // narrowed to what the masker parses (JSON), compression is declined.
+    if !upgrade {
+        mask::negotiate(&mut parts.headers);
+    }
+    let head = parts.method == http::Method::HEAD;
+    let path = parts.uri.path().to_owned();
+    let long_running = custos_kube::request::is_long_running(&attrs);
     let resp = match buffered {
         Buffered::Stream(incoming) if upgrade => {
             let req = Request::from_parts(parts, incoming);
@@ -197,7 +229,7 @@ async fn pipeline(
                 }
             };
             let req = Request::from_parts(parts, body);
-            if custos_kube::request::is_long_running(&attrs) {
+            if long_running {
                 let guard = gw.metrics.stream_opened(stream_kind(&attrs));
                 forward::forward(gw, conn, req, &identity, audit_id, true)
                     .await
@@ -207,9 +239,24 @@ async fn pipeline(
             }
         }
     };
-    // mask: response bodies through the masker (issue 6).
-    // record: the response record, when the body ends or the client goes away.
-    Ok(gw.recorder.on_response(facts, resp))
+    // mask: every response body except a switched protocol (its frames are masked by the relay's
+    // taps) streams through the masker; one Custos cannot parse is refused (502), never passed.
+    let summary = mask::SharedSummary::default();
+    let resp = if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        resp
+    } else {
+        let ctx = mask::ResponseContext {
+            chosen: &chosen,
+            hint,
+            path: &path,
+            // An error answer to a watch or an upgrade is one Status, not a stream.
+            streaming: long_running && resp.status().is_success(),
+            head,
+        };
+        mask::response(&gw.masking, ctx, resp, summary.clone()).await?
+    };
+    // record: the response record (masked body, counts), when the body ends or the client goes away.
+    Ok(gw.recorder.on_response(facts, resp, summary))
 }
 
 async fn authenticate(
@@ -277,6 +324,8 @@ fn refusal_reason(e: &GatewayError) -> &'static str {
         GatewayError::ReviewRequired(_) => "policy_review",
         GatewayError::ImpersonationHeaders(_) => "impersonation",
         GatewayError::BodyRead(_) => "body_read",
+        GatewayError::Unmaskable(_) => "unmaskable",
+        GatewayError::CarriesMaskedValue { .. } => "masked_value",
         GatewayError::Internal(_) => "internal",
     }
 }

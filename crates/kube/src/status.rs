@@ -17,6 +17,8 @@ pub enum StatusReason {
     MethodNotAllowed,
     /// 413: the body is larger than allowed.
     RequestEntityTooLarge,
+    /// 422: the body is well-formed but refused (e.g. it carries a value Custos masked).
+    Invalid,
     /// 429: too many requests.
     TooManyRequests,
     /// 500: an internal error.
@@ -37,6 +39,7 @@ impl StatusReason {
             StatusReason::NotFound => 404,
             StatusReason::MethodNotAllowed => 405,
             StatusReason::RequestEntityTooLarge => 413,
+            StatusReason::Invalid => 422,
             StatusReason::TooManyRequests => 429,
             StatusReason::InternalError => 500,
             StatusReason::ServiceUnavailable => 503,

@@ -536,6 +536,7 @@ impl<'d> JsonMasker<'d> {
         let hint = match self.frame_kind.as_deref() {
             Some(k) if k.ends_with("List") => Hint {
                 kind: Some(k.trim_end_matches("List").to_owned()),
+                exempt: self.hint.exempt.clone(),
             },
             _ => self.hint.clone(),
         };
@@ -574,7 +575,8 @@ impl<'d> JsonMasker<'d> {
                 let mut copy = v.clone();
                 let mut scratch = MaskCounts::default();
                 f(
-                    &mut Masking::new(self.detector, strict, &mut scratch, true),
+                    &mut Masking::new(self.detector, strict, &mut scratch, true)
+                        .exempting(&self.hint.exempt),
                     &mut copy,
                 );
                 Some(serialize(&copy)?)
@@ -582,7 +584,8 @@ impl<'d> JsonMasker<'d> {
             _ => None,
         };
         f(
-            &mut Masking::new(self.detector, &self.profile, &mut self.counts, true),
+            &mut Masking::new(self.detector, &self.profile, &mut self.counts, true)
+                .exempting(&self.hint.exempt),
             &mut v,
         );
         Ok(Unit {

@@ -23,6 +23,9 @@ const MIN_SCAN: usize = 6;
 pub struct Hint {
     /// The kind the request's resource serves (`Secret` for `secrets`), when Custos knows it.
     pub kind: Option<String>,
+    /// Exact strings the detectors leave alone: the caller's own user name (an e-mail address the
+    /// apiserver repeats in its messages, `User "x@bank.example" cannot ...`).
+    pub exempt: Vec<String>,
 }
 
 impl Hint {
@@ -37,6 +40,7 @@ impl Hint {
         };
         Self {
             kind: kind.map(str::to_owned),
+            exempt: Vec::new(),
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct Masking<'a> {
     counts: &'a mut MaskCounts,
     /// Whether strings go through the detectors (the caller may know none can match).
     scan: bool,
+    /// Strings the detectors leave alone (see [`Hint::exempt`]).
+    exempt: Vec<String>,
 }
 
 impl<'a> Masking<'a> {
@@ -63,7 +69,14 @@ impl<'a> Masking<'a> {
             profile,
             counts,
             scan,
+            exempt: Vec::new(),
         }
+    }
+
+    /// Leaves `exempt` strings alone when the detectors find exactly them.
+    pub fn exempting(mut self, exempt: &[String]) -> Self {
+        self.exempt = exempt.to_vec();
+        self
     }
 
     /// Masks a whole response or request document: watch event, Table, list or object.
@@ -83,6 +96,7 @@ impl<'a> Masking<'a> {
                 let item_hint = match k {
                     Some(k) => Hint {
                         kind: Some(k.trim_end_matches("List").to_owned()),
+                        exempt: hint.exempt.clone(),
                     },
                     None => hint.clone(),
                 };
@@ -338,8 +352,22 @@ impl<'a> Masking<'a> {
             return;
         }
         let mut bytes = std::mem::take(s).into_bytes();
-        let found = mask_text(self.detector, &mut bytes);
-        self.counts.merge(&found);
+        if self.exempt.is_empty() {
+            let found = mask_text(self.detector, &mut bytes);
+            self.counts.merge(&found);
+        } else {
+            for f in self.detector.scan(&bytes) {
+                let span = &bytes[f.start..f.end];
+                if self.exempt.iter().any(|e| e.as_bytes() == span) {
+                    continue;
+                }
+                bytes[f.start..f.end]
+                    .iter_mut()
+                    .filter(|b| **b != b'\n' && **b != b'\r')
+                    .for_each(|b| *b = crate::text::MASK_BYTE);
+                self.counts.add(&self.detector.rules()[f.rule].id);
+            }
+        }
         *s = String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     }
@@ -438,6 +466,8 @@ pub fn mask_document(
     v: &mut Value,
 ) -> MaskCounts {
     let mut counts = MaskCounts::default();
-    Masking::new(detector, profile, &mut counts, true).document(v, hint);
+    Masking::new(detector, profile, &mut counts, true)
+        .exempting(&hint.exempt)
+        .document(v, hint);
     counts
 }

@@ -9,6 +9,7 @@
 //! | `@hold("2m")` | review permit | how long the request waits for approval |
 //! | `@grant("30m")` | review permit | how long an approval covers the same access |
 //! | `@reason("...")` | any | why, shown to the caller and kept in the record |
+//! | `@mask("profile")` | permit | the masking profile (configured under `masking.profiles`) for what it allows |
 //!
 //! Other annotations (`@doc`, `@owner`, ...) are kept in decisions and otherwise ignored.
 
@@ -39,6 +40,23 @@ pub(crate) fn review_spec(policy: &Policy) -> Result<Option<ReviewSpec>, Vec<Ann
     if let Some(id) = policy.annotation("id") {
         if id.trim().is_empty() {
             err("id", "@id must not be empty".into());
+        }
+    }
+    if let Some(p) = policy.annotation("mask") {
+        let ok = !p.is_empty()
+            && p.len() <= 63
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            err(
+                "mask",
+                format!("@mask({p:?}) must name a profile: lower-case letters, digits and '-'"),
+            );
+        } else if policy.effect() == Effect::Forbid {
+            err(
+                "mask",
+                "@mask on a forbid: a forbid never reaches the cluster".into(),
+            );
         }
     }
     let review = match policy.annotation("outcome") {
