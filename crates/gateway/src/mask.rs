@@ -592,3 +592,266 @@ impl Drop for MaskedBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_policy::Outcome;
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+
+    fn settings() -> MaskSettings {
+        let mut s = MaskSettings::new(builtin_detector().unwrap());
+        s.profiles.insert(
+            "deploy".into(),
+            serde_yaml_ng::from_str("helmReleases: reveal").unwrap(),
+        );
+        s
+    }
+
+    fn decision(masks: &[Option<&str>]) -> Decision {
+        let ids: Vec<String> = (0..masks.len()).map(|i| format!("p{i}")).collect();
+        Decision {
+            outcome: Outcome::Allow,
+            policy_ids: ids.clone(),
+            annotations: ids
+                .iter()
+                .zip(masks)
+                .map(|(id, m)| {
+                    let mut a = BTreeMap::new();
+                    if let Some(m) = m {
+                        a.insert("mask".to_owned(), (*m).to_owned());
+                    }
+                    (id.clone(), a)
+                })
+                .collect(),
+            reasons: vec![],
+            review: None,
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn the_profile_is_the_one_every_deciding_permit_names_else_strict() {
+        let s = settings();
+        assert_eq!(s.choose(None).name, "default");
+        assert_eq!(s.choose(Some(&decision(&[Some("deploy")]))).name, "deploy");
+        assert_eq!(
+            s.choose(Some(&decision(&[Some("deploy"), Some("deploy")])))
+                .name,
+            "deploy"
+        );
+        assert_eq!(
+            s.choose(Some(&decision(&[Some("deploy"), None]))).name,
+            "default",
+            "a permit that names no profile keeps everything masked"
+        );
+        assert_eq!(
+            s.choose(Some(&decision(&[Some("nope")]))).name,
+            "default",
+            "an unknown profile masks everything"
+        );
+        assert!(s
+            .choose(Some(&decision(&[Some("nope")])))
+            .profile
+            .is_strict());
+    }
+
+    #[test]
+    fn accept_is_narrowed_to_json_and_compression_declined() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.kubernetes.protobuf, application/json"),
+        );
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        negotiate(&mut h);
+        assert_eq!(h[header::ACCEPT], "application/json");
+        assert_eq!(h[header::ACCEPT_ENCODING], "identity");
+
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static(table));
+        negotiate(&mut h);
+        assert_eq!(
+            h[header::ACCEPT],
+            "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
+        );
+
+        for only in [
+            "application/vnd.kubernetes.protobuf",
+            "application/cbor",
+            "application/yaml",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(only));
+            negotiate(&mut h);
+            assert_eq!(h[header::ACCEPT], "application/json", "{only}");
+        }
+    }
+
+    fn upstream(content_type: &str, chunks: Vec<Vec<u8>>) -> Response<Body> {
+        let stream = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c)))),
+        );
+        let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        r
+    }
+
+    fn ctx(chosen: &Chosen) -> ResponseContext<'_> {
+        ResponseContext {
+            chosen,
+            hint: Hint::default(),
+            path: "/api/v1/namespaces/a/secrets/s",
+            streaming: false,
+            head: false,
+        }
+    }
+
+    fn strict() -> Chosen {
+        Chosen {
+            name: "default".into(),
+            profile: Profile::strict(),
+        }
+    }
+
+    const SECRET: &str = r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"s"},"data":{"p":"aHVudGVyMi1wbGFudGVk"}}"#;
+
+    #[tokio::test]
+    async fn a_json_response_is_masked_has_its_length_and_fills_the_summary() {
+        let s = settings();
+        let chosen = strict();
+        let sum = SharedSummary::default();
+        let resp = upstream(
+            "application/json",
+            vec![
+                SECRET.as_bytes()[..20].to_vec(),
+                SECRET.as_bytes()[20..].to_vec(),
+            ],
+        );
+        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.unwrap();
+        let len: usize = resp.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), len);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"]["p"], custos_mask::MARKER_BASE64);
+        let sum = sum.lock().unwrap();
+        assert_eq!(sum.counts.get("k8s-secret-data"), 1);
+        assert!(sum.body.is_some(), "the masked body is kept for the record");
+    }
+
+    #[tokio::test]
+    async fn a_gzip_response_is_decoded_and_masked() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(SECRET.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let mut resp = upstream(
+            "application/json",
+            vec![gz[..10].to_vec(), gz[10..].to_vec()],
+        );
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let s = settings();
+        let chosen = strict();
+        let resp = response(&s, ctx(&chosen), resp, SharedSummary::default())
+            .await
+            .unwrap();
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("aHVudGVyMi1wbGFudGVk"));
+    }
+
+    #[tokio::test]
+    async fn protobuf_broken_json_and_unknown_encodings_are_refused_with_502() {
+        let s = settings();
+        let chosen = strict();
+        let cases = [
+            upstream(
+                "application/vnd.kubernetes.protobuf",
+                vec![b"k8s\0...".to_vec()],
+            ),
+            upstream(
+                "application/json",
+                vec![b"{\"kind\":\"Secret\",\"data\":".to_vec()],
+            ),
+            upstream("application/octet-stream", vec![b"\x00\x01".to_vec()]),
+            {
+                let mut r = upstream("application/json", vec![SECRET.as_bytes().to_vec()]);
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+                r
+            },
+        ];
+        for resp in cases {
+            let ct = resp.headers()[header::CONTENT_TYPE].clone();
+            let err = response(&s, ctx(&chosen), resp, SharedSummary::default())
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, GatewayError::Unmaskable(_)), "{ct:?}: {err}");
+            let (status, _) = crate::rescue::status_for(&err);
+            assert_eq!(status.code, 502);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_may_pass_what_cannot_be_parsed_and_the_summary_says_so() {
+        let s = settings();
+        let chosen = Chosen {
+            name: "raw".into(),
+            profile: serde_yaml_ng::from_str("unparseable: pass").unwrap(),
+        };
+        let sum = SharedSummary::default();
+        let resp = upstream("application/octet-stream", vec![b"\x00\x01".to_vec()]);
+        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"\x00\x01");
+        assert!(sum
+            .lock()
+            .unwrap()
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("passed unmasked"));
+    }
+
+    #[tokio::test]
+    async fn a_followed_log_is_masked_and_held_bytes_flush_when_the_stream_idles() {
+        let s = settings();
+        let chosen = strict();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|c| (Ok::<_, BoxError>(Frame::data(Bytes::from(c))), rx))
+        });
+        let mut up = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        up.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let mut c = ctx(&chosen);
+        c.streaming = true;
+        let resp = response(&s, c, up, SharedSummary::default()).await.unwrap();
+        let mut body = resp.into_body().into_data_stream();
+        let line = b"key AKIAIOSFODNN7EXAMPLE seen\n";
+        tx.send(line.to_vec()).await.unwrap();
+        // Nothing more comes: the idle flush must release the held line, masked.
+        let got = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the idle flush released the held bytes")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), line.len(), "length-preserving");
+        assert!(!String::from_utf8_lossy(&got).contains("AKIA"));
+        drop(tx);
+        assert!(body.next().await.is_none());
+    }
+}
