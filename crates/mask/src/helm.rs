@@ -154,22 +154,22 @@ mod tests {
 
     fn encode(release: &Value) -> String {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(release.to_string().as_bytes()).unwrap();
-        STANDARD.encode(STANDARD.encode(enc.finish().unwrap()))
+        enc.write_all(release.to_string().as_bytes()).expect("test step");
+        STANDARD.encode(STANDARD.encode(enc.finish().expect("test step")))
     }
 
     fn decode(s: &str) -> Value {
-        let gz = STANDARD.decode(STANDARD.decode(s).unwrap()).unwrap();
+        let gz = STANDARD.decode(STANDARD.decode(s).expect("test step")).expect("test step");
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
             .read_to_end(&mut out)
-            .unwrap();
-        serde_json::from_slice(&out).unwrap()
+            .expect("test step");
+        serde_json::from_slice(&out).expect("test step")
     }
 
     #[test]
     fn release_values_and_rendered_secrets_are_masked_and_the_release_still_decodes() {
-        let d = Detector::builtin().unwrap();
+        let d = Detector::builtin().expect("test step");
         let release = serde_json::json!({
             "name": "web", "version": 2,
             "config": {"db": {"password": "hunter2-planted"}, "replicas": 3},
@@ -177,7 +177,7 @@ mod tests {
             "manifest": "---\n# Source: web/templates/secret.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web\ndata:\n  pw: aHVudGVyMi1wbGFudGVk\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  x: plain\n",
         });
         let mut counts = MaskCounts::default();
-        let masked = mask_release(&encode(&release), &d, &mut counts).unwrap();
+        let masked = mask_release(&encode(&release), &d, &mut counts).expect("test step");
         let back = decode(&masked);
         let text = back.to_string();
         assert!(!text.contains("hunter2-planted"), "{text}");
@@ -187,14 +187,14 @@ mod tests {
         assert_eq!(back["config"]["replicas"], 3);
         assert!(back["manifest"]
             .as_str()
-            .unwrap()
+            .expect("test step")
             .contains("kind: ConfigMap"));
         assert!(counts.total() >= 3, "{counts:?}");
     }
 
     #[test]
     fn a_value_that_is_not_a_release_is_refused() {
-        let d = Detector::builtin().unwrap();
+        let d = Detector::builtin().expect("test step");
         let mut counts = MaskCounts::default();
         assert!(mask_release("not base64!", &d, &mut counts).is_none());
         let not_json = STANDARD.encode(STANDARD.encode(b"plain"));

@@ -97,6 +97,43 @@ impl Scan {
         Ok(())
     }
 
+    /// Feeds bytes until one that may end the value (`,`, `}` or `]` at depth 0 outside a string),
+    /// which it does not consume. Returns how many bytes it consumed and whether it stopped at one.
+    fn run(&mut self, bytes: &[u8]) -> (usize, bool) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    None => return (bytes.len(), false),
+                    Some(j) => {
+                        i += j;
+                        if bytes[i] == b'"' {
+                            self.in_str = false;
+                        } else {
+                            self.esc = true;
+                        }
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            match bytes[i] {
+                b'"' => self.in_str = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' | b',' if self.depth == 0 => return (i, true),
+                b'}' | b']' => self.depth -= 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        (bytes.len(), false)
+    }
+
     /// At depth 0 outside a string: the next `,`/`}`/`]` ends the value.
     fn at_rest(&self) -> bool {
         self.depth == 0 && !self.in_str
@@ -205,21 +242,44 @@ impl<'d> JsonMasker<'d> {
         &self.counts
     }
 
-    /// The strictly masked body for the record, or `Err(())` if it grew beyond the cap (or no copy
-    /// was asked for).
-    pub fn take_record(&mut self) -> Result<Vec<u8>, ()> {
+    /// The strictly masked body for the record; `None` if it grew beyond the cap (or no copy was
+    /// asked for).
+    pub fn take_record(&mut self) -> Option<Vec<u8>> {
         if self.record_dropped {
-            return Err(());
+            return None;
         }
-        self.record.take().ok_or(())
+        self.record.take()
     }
 
     /// Takes a chunk; appends masked output for every unit it completes.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), JsonMaskError> {
-        for &b in chunk {
-            if let Err(e) = self.byte(b, out) {
-                self.state = State::Failed;
-                return Err(e);
+        let r = self.push_inner(chunk, out);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn push_inner(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), JsonMaskError> {
+        let mut i = 0;
+        while i < chunk.len() {
+            // Inside a value or an element, runs of bytes that cannot end it are copied at once.
+            let buf = match self.state {
+                State::InValue => &mut self.members,
+                State::InElem => &mut self.elem,
+                _ => {
+                    self.byte(chunk[i], out)?;
+                    i += 1;
+                    continue;
+                }
+            };
+            let (n, stop) = self.scan.run(&chunk[i..]);
+            buf.extend_from_slice(&chunk[i..i + n]);
+            self.check_bound()?;
+            i += n;
+            if stop {
+                self.byte(chunk[i], out)?;
+                i += 1;
             }
         }
         Ok(())

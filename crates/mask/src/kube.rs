@@ -386,43 +386,45 @@ fn is_watch_event(v: &Value) -> bool {
     }
 }
 
-/// Lower-cased with `-`, `_` and `.` removed.
-fn normalise(key: &str) -> String {
-    key.chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
-/// Field and flag names whose value is a secret wherever they appear.
+/// Field and flag names whose value is a secret wherever they appear (compared lower-cased with `-`,
+/// `_` and `.` removed, without allocating: this runs for every key of every object).
 fn is_sensitive_key(key: &str) -> bool {
-    if key.is_empty() {
+    const NAMES: [&str; 21] = [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "clientsecret",
+        "apikey",
+        "apitoken",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "authtoken",
+        "bearertoken",
+        "privatekey",
+        "secretkey",
+        "secretaccesskey",
+        "accesskeysecret",
+        "connectionstring",
+        "dbpassword",
+        "adminpassword",
+        "rootpassword",
+    ];
+    if key.is_empty() || key.len() > 32 {
         return false;
     }
-    matches!(
-        normalise(key).as_str(),
-        "password"
-            | "passwd"
-            | "pwd"
-            | "secret"
-            | "clientsecret"
-            | "apikey"
-            | "apitoken"
-            | "token"
-            | "accesstoken"
-            | "refreshtoken"
-            | "idtoken"
-            | "authtoken"
-            | "bearertoken"
-            | "privatekey"
-            | "secretkey"
-            | "secretaccesskey"
-            | "accesskeysecret"
-            | "connectionstring"
-            | "dbpassword"
-            | "adminpassword"
-            | "rootpassword"
-    )
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    for b in key.bytes() {
+        if !matches!(b, b'-' | b'_' | b'.') {
+            buf[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    let norm = &buf[..n];
+    NAMES.iter().any(|name| name.as_bytes() == norm)
 }
 
 /// Environment variable names that hold secrets (`DB_PASSWORD`, `GITHUB_TOKEN`, `API_KEY`, ...).

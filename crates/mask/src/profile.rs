@@ -92,7 +92,7 @@ mod tests {
     fn marker_base64_decodes_to_the_marker() {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(MARKER_BASE64)
-            .unwrap();
+            .expect("test step");
         assert_eq!(decoded, MARKER.as_bytes());
     }
 
@@ -101,7 +101,7 @@ mod tests {
         let p = Profile::default();
         assert!(p.is_strict());
         assert_eq!(p.unparseable, Unparseable::Refuse);
-        let deploy: Profile = serde_yaml_ng::from_str("helmReleases: reveal").unwrap();
+        let deploy: Profile = serde_yaml_ng::from_str("helmReleases: reveal").expect("test step");
         assert!(!deploy.is_strict());
         assert!(serde_yaml_ng::from_str::<Profile>("helmReleases: maybe").is_err());
         assert!(serde_yaml_ng::from_str::<Profile>("secret: reveal").is_err());

@@ -11,17 +11,31 @@ pub enum Validator {
     IbanMod97,
     /// US SSN area/group/serial rules.
     SsnAreaGroup,
+    /// A phone number: `+` and 8-15 digits (E.164; `+1` numbers follow the North American plan, a
+    /// dotted quad is an IP address), or a North American number (10 digits, optional leading 1, area
+    /// code and exchange starting 2-9, area code not N11).
+    Phone,
+    /// Base64 of `user:password` (a registry `auth` field): decodes to printable text with a colon
+    /// after a non-empty user.
+    Base64UserPass,
+    /// Base64 of a JWT: decodes to three dot-separated base64url segments, the first two `eyJ` (or,
+    /// cut short, to the first two).
+    Base64Jwt,
     /// Shannon entropy of the bytes, in bits per byte, at least this value.
     EntropyAtLeast(f64),
 }
 
 impl Validator {
-    /// Parses a rule's `validator:` value: `luhn`, `iban_mod97`, `ssn_area_group`, `entropy>=X`.
+    /// Parses a rule's `validator:` value: `luhn`, `iban_mod97`, `ssn_area_group`, `phone`,
+    /// `base64_user_pass`, `base64_jwt`, `entropy>=X`.
     pub fn parse(s: &str) -> Result<Self, RuleError> {
         match s.trim() {
             "luhn" => Ok(Self::Luhn),
             "iban_mod97" => Ok(Self::IbanMod97),
             "ssn_area_group" => Ok(Self::SsnAreaGroup),
+            "phone" => Ok(Self::Phone),
+            "base64_user_pass" => Ok(Self::Base64UserPass),
+            "base64_jwt" => Ok(Self::Base64Jwt),
             other => other
                 .strip_prefix("entropy>=")
                 .and_then(|x| x.trim().parse::<f64>().ok())
@@ -36,6 +50,9 @@ impl Validator {
             Self::Luhn => luhn(candidate),
             Self::IbanMod97 => iban_mod97(candidate),
             Self::SsnAreaGroup => ssn(candidate),
+            Self::Phone => phone(candidate),
+            Self::Base64UserPass => base64_user_pass(candidate),
+            Self::Base64Jwt => base64_jwt(candidate),
             Self::EntropyAtLeast(min) => entropy(candidate) >= min,
         }
     }
@@ -100,6 +117,77 @@ fn ssn(s: &[u8]) -> bool {
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
 }
 
+fn digits(s: &[u8]) -> Vec<u8> {
+    s.iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| b - b'0')
+        .collect()
+}
+
+/// Ten North American digits: area code and exchange start 2-9, the area code is not N11.
+fn nanp(d: &[u8]) -> bool {
+    d.len() == 10 && d[0] >= 2 && d[3] >= 2 && !(d[1] == 1 && d[2] == 1)
+}
+
+fn phone(s: &[u8]) -> bool {
+    let d = digits(s);
+    if d.windows(2).all(|w| w[0] == w[1]) {
+        return false;
+    }
+    match s.strip_prefix(b"+") {
+        Some(rest) => {
+            let dotted_quad = rest.split(|&b| b == b'.').count() == 4
+                && rest
+                    .split(|&b| b == b'.')
+                    .all(|g| (1..=3).contains(&g.len()) && g.iter().all(u8::is_ascii_digit));
+            (8..=15).contains(&d.len()) && d[0] != 0 && !dotted_quad && (d[0] != 1 || nanp(&d[1..]))
+        }
+        None => match d.len() {
+            10 => nanp(&d),
+            11 if d[0] == 1 => nanp(&d[1..]),
+            _ => false,
+        },
+    }
+}
+
+/// Standard base64, padded or not.
+fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
+    use base64::Engine as _;
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(s).ok()
+}
+
+/// Base64 of a JWT, or of its beginning: a stream masker holding back at most 4 KiB may see a long
+/// token cut, so the header and the start of the payload are enough (a header alone is not).
+fn base64_jwt(s: &[u8]) -> bool {
+    let Some(plain) = decode_base64(&s[..s.len() / 4 * 4]) else {
+        return false;
+    };
+    let parts: Vec<&[u8]> = plain.split(|&b| b == b'.').collect();
+    let b64url = |p: &[u8]| {
+        p.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    };
+    (2..=3).contains(&parts.len())
+        && parts[..2].iter().all(|p| p.starts_with(b"eyJ"))
+        && parts.iter().all(|p| b64url(p))
+}
+
+fn base64_user_pass(s: &[u8]) -> bool {
+    let Some(plain) = decode_base64(s) else {
+        return false;
+    };
+    plain.iter().all(|b| (0x20..0x7f).contains(b) || *b >= 0x80)
+        && std::str::from_utf8(&plain).is_ok()
+        && plain.iter().position(|&b| b == b':').is_some_and(|i| i > 0)
+}
+
 /// Shannon entropy in bits per byte.
 pub(crate) fn entropy(s: &[u8]) -> f64 {
     if s.is_empty() {
@@ -138,5 +226,53 @@ mod tests {
             Some(Validator::EntropyAtLeast(3.5))
         );
         assert!(Validator::parse("nope").is_err());
+    }
+
+    #[test]
+    fn phones() {
+        for ok in [
+            &b"+14155550132"[..],
+            b"+1 (415) 555-0132",
+            b"+44 20 7946 0958",
+            b"+33 1 23 45 67 89",
+            b"+49 30 901820",
+            b"(415) 555-0132",
+            b"415-555-0132",
+            b"1-800-555-0199",
+        ] {
+            assert!(phone(ok), "{}", String::from_utf8_lossy(ok));
+        }
+        for no in [
+            &b"+1234567"[..],     // 7 digits
+            b"+1234567890123456", // 16 digits
+            b"+0000",             // a time-zone offset
+            b"+192.168.100.200",  // an IP address
+            b"+99999999",         // one digit repeated
+            b"+1 115 555 0132",   // North American area code starting 1
+            b"(911) 555-0132",    // N11 is not an area code
+            b"415-155-0132",      // exchange starting 1
+            b"2026-11-27",
+        ] {
+            assert!(!phone(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
+
+    #[test]
+    fn registry_auth() {
+        assert!(base64_user_pass(b"dXNlcjpwYXNz")); // user:pass
+        assert!(base64_user_pass(b"YWRtaW46aHVudGVyMg==")); // admin:hunter2
+        assert!(base64_user_pass(b"YWRtaW46aHVudGVyMg")); // unpadded
+        assert!(!base64_user_pass(b"OnBhc3M=")); // :pass, no user
+        assert!(!base64_user_pass(b"dXNlcnBhc3M=")); // userpass, no colon
+        assert!(!base64_user_pass(b"not base64!"));
+        assert!(!base64_user_pass(b"AAECAwQ6")); // binary
+                                                 // eyJhbGciOiJub25lIn0.eyJzdWIiOiJib3QifQ.c2ln, and its header alone
+        assert!(base64_jwt(
+            b"ZXlKaGJHY2lPaUp1YjI1bEluMC5leUp6ZFdJaU9pSmliM1FpZlEuYzJsbg=="
+        ));
+        assert!(!base64_jwt(b"ZXlKaGJHY2lPaUp1YjI1bEluMA=="));
+        // Cut inside the payload (as a 4 KiB hold-back may cut a long token): still a token.
+        assert!(base64_jwt(b"ZXlKaGJHY2lPaUp1YjI1bEluMC5leUp6ZFdJaU9p"));
+        assert!(base64_jwt(b"ZXlKaGJHY2lPaUp1YjI1bEluMC5leUp6ZFdJaU9pS"));
     }
 }

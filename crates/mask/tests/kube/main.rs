@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 fn detector() -> &'static Detector {
     static D: OnceLock<Detector> = OnceLock::new();
-    D.get_or_init(|| Detector::builtin().unwrap())
+    D.get_or_init(|| Detector::builtin().expect("test step"))
 }
 
 fn b64(s: &str) -> String {
@@ -30,8 +30,8 @@ fn mask_chunked(input: &[u8], chunk: usize, hint: Hint) -> Result<Vec<u8>, JsonM
 }
 
 fn mask(input: &Value, hint: Hint) -> Value {
-    let bytes = serde_json::to_vec(input).unwrap();
-    serde_json::from_slice(&mask_chunked(&bytes, 7, hint).unwrap()).unwrap()
+    let bytes = serde_json::to_vec(input).expect("test step");
+    serde_json::from_slice(&mask_chunked(&bytes, 7, hint).expect("test step")).expect("test step")
 }
 
 fn secret(name: &str, pw: &str) -> Value {
@@ -61,20 +61,20 @@ fn secret_data_is_replaced_by_the_base64_marker_and_the_rest_is_kept() {
 fn a_secret_list_is_masked_item_by_item_whatever_the_chunking() {
     let list = json!({"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"99"},
         "items":[ {"metadata":{"name":"a"},"data":{"k":b64(PLANTED)}}, {"metadata":{"name":"b"},"data":{"k":b64("other")}} ]});
-    let bytes = serde_json::to_vec_pretty(&list).unwrap();
-    let whole = mask_chunked(&bytes, bytes.len(), Hint::default()).unwrap();
+    let bytes = serde_json::to_vec_pretty(&list).expect("test step");
+    let whole = mask_chunked(&bytes, bytes.len(), Hint::default()).expect("test step");
     for chunk in [1, 2, 3, 5, 64, 1000] {
         assert_eq!(
-            mask_chunked(&bytes, chunk, Hint::default()).unwrap(),
+            mask_chunked(&bytes, chunk, Hint::default()).expect("test step"),
             whole,
             "chunk {chunk}"
         );
     }
-    let out: Value = serde_json::from_slice(&whole).unwrap();
+    let out: Value = serde_json::from_slice(&whole).expect("test step");
     assert_eq!(out["kind"], "SecretList");
     assert_eq!(out["metadata"]["resourceVersion"], "99");
-    assert_eq!(out["items"].as_array().unwrap().len(), 2);
-    for item in out["items"].as_array().unwrap() {
+    assert_eq!(out["items"].as_array().expect("test step").len(), 2);
+    for item in out["items"].as_array().expect("test step") {
         assert_eq!(
             item["data"]["k"], MARKER_BASE64,
             "items without a kind take it from the list"
@@ -99,7 +99,7 @@ fn table_rows_mask_their_objects_and_cells() {
     assert_eq!(row["cells"][0], "db");
     assert!(!row["cells"][1]
         .as_str()
-        .unwrap()
+        .expect("test step")
         .contains("AKIAIOSFODNN7EXAMPLE"));
     assert_eq!(row["object"]["data"]["password"], MARKER_BASE64);
     assert_eq!(out["columnDefinitions"][1]["name"], "Note");
@@ -111,18 +111,18 @@ fn watch_events_are_masked_and_emitted_one_by_one() {
     let e2 = json!({"type":"MODIFIED","object":secret("b", PLANTED)}).to_string();
     let mut m = JsonMasker::new(detector(), Profile::strict(), Hint::default(), 1 << 20);
     let mut out = Vec::new();
-    m.push(format!("{e1}\n").as_bytes(), &mut out).unwrap();
-    m.push(&e2.as_bytes()[..e2.len() / 2], &mut out).unwrap();
+    m.push(format!("{e1}\n").as_bytes(), &mut out).expect("test step");
+    m.push(&e2.as_bytes()[..e2.len() / 2], &mut out).expect("test step");
     let first: Value =
         serde_json::from_slice(&out).expect("the first event is out before the second completes");
     assert_eq!(first["object"]["data"]["password"], MARKER_BASE64);
-    m.push(&e2.as_bytes()[e2.len() / 2..], &mut out).unwrap();
-    m.push(b"\n", &mut out).unwrap();
-    m.finish(&mut out).unwrap();
-    let text = String::from_utf8(out).unwrap();
+    m.push(&e2.as_bytes()[e2.len() / 2..], &mut out).expect("test step");
+    m.push(b"\n", &mut out).expect("test step");
+    m.finish(&mut out).expect("test step");
+    let text = String::from_utf8(out).expect("test step");
     let events: Vec<Value> = text
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).expect("test step"))
         .collect();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1]["type"], "MODIFIED");
@@ -164,7 +164,7 @@ fn pod_env_with_a_secret_name_and_secret_flags_are_masked() {
             "--port=8080"
         ])
     );
-    assert!(!c["command"][2].as_str().unwrap().contains("AKIA"));
+    assert!(!c["command"][2].as_str().expect("test step").contains("AKIA"));
     assert_eq!(
         c["image"], pod["spec"]["containers"][0]["image"],
         "image digests are not secrets"
@@ -187,7 +187,7 @@ fn configmap_values_go_through_the_detectors_and_binary_data_is_decoded() {
         "data":{"aws":"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\nregion = eu-west-1","plain":"hello"},
         "binaryData":{"key":b64("id=AKIAIOSFODNN7EXAMPLE"),"ok":b64("just bytes")}});
     let out = mask(&cm, Hint::default());
-    let aws = out["data"]["aws"].as_str().unwrap();
+    let aws = out["data"]["aws"].as_str().expect("test step");
     assert!(
         !aws.contains("AKIAIOSFODNN7EXAMPLE") && aws.contains("region = eu-west-1"),
         "{aws}"
@@ -206,8 +206,8 @@ fn last_applied_configuration_is_masked_inside_and_stays_json() {
     let out = mask(&s, Hint::default());
     let la = out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
         .as_str()
-        .unwrap();
-    let parsed: Value = serde_json::from_str(la).unwrap();
+        .expect("test step");
+    let parsed: Value = serde_json::from_str(la).expect("test step");
     assert_eq!(parsed["data"]["password"], MARKER_BASE64);
     assert!(!la.contains(&b64(PLANTED)));
 }
@@ -223,8 +223,8 @@ fn token_request_token_is_masked() {
 fn helm_secret(values_pw: &str) -> Value {
     let release = json!({"name":"web","version":1,"config":{"password":values_pw},"manifest":"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n"});
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(release.to_string().as_bytes()).unwrap();
-    let inner = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    gz.write_all(release.to_string().as_bytes()).expect("test step");
+    let inner = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("test step"));
     json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":"sh.helm.release.v1.web.v1","labels":{"owner":"helm"}},
         "data":{"release": b64(&inner)},"type":"helm.sh/release.v1"})
 }
@@ -241,14 +241,14 @@ fn helm_releases_are_masked_whole_by_default_and_revealed_only_to_the_client_by_
     };
     let mut m = JsonMasker::new(detector(), deploy, Hint::default(), 1 << 20).with_record(1 << 20);
     let mut client = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut client).unwrap();
-    m.finish(&mut client).unwrap();
-    let client: Value = serde_json::from_slice(&client).unwrap();
+    m.push(s.to_string().as_bytes(), &mut client).expect("test step");
+    m.finish(&mut client).expect("test step");
+    let client: Value = serde_json::from_slice(&client).expect("test step");
     assert_eq!(
         client["data"]["release"], s["data"]["release"],
         "helm reads its release"
     );
-    let record: Value = serde_json::from_slice(&m.take_record().unwrap()).unwrap();
+    let record: Value = serde_json::from_slice(&m.take_record().expect("test step")).expect("test step");
     assert_eq!(
         record["data"]["release"], MARKER_BASE64,
         "the record is masked strictly"
@@ -264,17 +264,17 @@ fn helm_release_inside_profile_keeps_the_release_decodable_without_the_values() 
     };
     let mut m = JsonMasker::new(detector(), inside, Hint::default(), 1 << 20);
     let mut out = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut out).unwrap();
-    m.finish(&mut out).unwrap();
-    let v: Value = serde_json::from_slice(&out).unwrap();
+    m.push(s.to_string().as_bytes(), &mut out).expect("test step");
+    m.finish(&mut out).expect("test step");
+    let v: Value = serde_json::from_slice(&out).expect("test step");
     let e = base64::engine::general_purpose::STANDARD;
     let gz = e
-        .decode(e.decode(v["data"]["release"].as_str().unwrap()).unwrap())
-        .unwrap();
+        .decode(e.decode(v["data"]["release"].as_str().expect("test step")).expect("test step"))
+        .expect("test step");
     let mut json = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).expect("test step");
     assert!(!json.contains(PLANTED), "{json}");
-    let rel: Value = serde_json::from_str(&json).unwrap();
+    let rel: Value = serde_json::from_str(&json).expect("test step");
     assert_eq!(rel["name"], "web");
 }
 
@@ -287,10 +287,10 @@ fn secrets_reveal_profile_shows_data_to_the_client_and_masks_the_record() {
     let s = secret("db", PLANTED);
     let mut m = JsonMasker::new(detector(), p, Hint::default(), 1 << 20).with_record(1 << 20);
     let mut out = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut out).unwrap();
-    m.finish(&mut out).unwrap();
+    m.push(s.to_string().as_bytes(), &mut out).expect("test step");
+    m.finish(&mut out).expect("test step");
     assert!(String::from_utf8_lossy(&out).contains(&b64(PLANTED)));
-    let rec = String::from_utf8(m.take_record().unwrap()).unwrap();
+    let rec = String::from_utf8(m.take_record().expect("test step")).expect("test step");
     assert!(!rec.contains(&b64(PLANTED)), "{rec}");
 }
 
@@ -300,9 +300,9 @@ fn the_record_copy_is_dropped_beyond_its_cap() {
     let mut m =
         JsonMasker::new(detector(), Profile::strict(), Hint::default(), 1 << 20).with_record(1024);
     let mut out = Vec::new();
-    m.push(list.to_string().as_bytes(), &mut out).unwrap();
-    m.finish(&mut out).unwrap();
-    assert!(m.take_record().is_err());
+    m.push(list.to_string().as_bytes(), &mut out).expect("test step");
+    m.finish(&mut out).expect("test step");
+    assert!(m.take_record().is_none());
     assert!(serde_json::from_slice::<Value>(&out).is_ok());
 }
 
@@ -369,17 +369,17 @@ fn one_object_over_the_bound_is_refused_but_a_long_list_of_small_ones_streams() 
         br#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{},"items":["#,
         &mut out,
     )
-    .unwrap();
+    .expect("test step");
     let mut total = 0usize;
     for i in 0..20_000 {
         if i > 0 {
-            m.push(b",", &mut out).unwrap();
+            m.push(b",", &mut out).expect("test step");
         }
-        m.push(item.as_bytes(), &mut out).unwrap();
+        m.push(item.as_bytes(), &mut out).expect("test step");
         total += out.len();
         out.clear();
     }
-    m.push(b"]}", &mut out).unwrap();
-    m.finish(&mut out).unwrap();
+    m.push(b"]}", &mut out).expect("test step");
+    m.finish(&mut out).expect("test step");
     assert!(total > 5_000_000);
 }

@@ -70,3 +70,52 @@ fn ansi_escapes_are_skipped_for_matching_and_kept() {
         &b"key \x1b[1;31m************\x1b[0m********\x1b]0;t\x07 done"[..]
     );
 }
+
+#[test]
+fn a_secret_inside_an_escape_sequence_is_masked_too() {
+    // A terminal title (OSC) and a hyperlink target are not shown as text, but a raw capture of the
+    // stream has them: the raw bytes are matched as well.
+    let det = Detector::builtin().expect("detector");
+    let text = b"\x1b]0;deploy AKIAIOSFODNN7EXAMPLE\x07$ \x1b]8;;https://x/?t=ghp_bbIhqLZxmqGCv7HqA74ANFrMEQEFjUyFtOZD\x1b\\link\x1b]8;;\x1b\\";
+    let mut buf = text.to_vec();
+    let counts = mask_text(&det, &mut buf);
+    let out = String::from_utf8(buf).expect("ascii");
+    assert_eq!(
+        out,
+        "\x1b]0;deploy ********************\x07$ \x1b]8;;https://x/?t=****************************************\x1b\\link\x1b]8;;\x1b\\"
+    );
+    assert_eq!(counts.get("aws-access-key-id"), 1);
+    assert_eq!(counts.get("github-token"), 1);
+}
+
+#[test]
+fn escapes_glued_to_a_secret_are_kept_intact() {
+    // The raw bytes `34mjane.doe@example.com` also look like an address; only the shown text is
+    // masked, so the colour escape stays a colour escape.
+    let det = Detector::builtin().expect("detector");
+    let mut buf = b"to \x1b[34mjane.doe@example.com\x1b[0m.".to_vec();
+    let counts = mask_text(&det, &mut buf);
+    assert_eq!(&buf[..], &b"to \x1b[34m********************\x1b[0m."[..]);
+    assert_eq!(counts.get("email"), 1);
+}
+
+#[test]
+fn a_separator_between_two_secrets_serves_both() {
+    // The phone rule consumes the byte after a number to check it ends there; the next number needs
+    // that byte as the one before it. Found by fuzzing (a rejected `+1 (415) 5` hid the next line).
+    let det = Detector::builtin().expect("detector");
+    for (text, masked) in [
+        (
+            "call +14155550132 +14155550133 now",
+            "call ************ ************ now",
+        ),
+        (
+            "phone +1 (415) 5\n+14155550132\n",
+            "phone +1 (415) 5\n************\n",
+        ),
+    ] {
+        let mut buf = text.as_bytes().to_vec();
+        mask_text(&det, &mut buf);
+        assert_eq!(String::from_utf8(buf).expect("ascii"), masked, "{text:?}");
+    }
+}

@@ -7,6 +7,36 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const HEX: &[u8] = b"0123456789abcdef";
+const LOWER_DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A phone number in one of the formats the rule takes: E.164 (grouped or not) or North American.
+fn phone(r: &mut Rng) -> String {
+    // A North American area code or exchange: 2-9 then two digits, not N11.
+    let nanp3 = |r: &mut Rng| loop {
+        let n = format!("{}{}", 2 + r.below(8), r.digits(2));
+        if &n[1..] != "11" {
+            break n;
+        }
+    };
+    let (area, exch) = (nanp3(r), nanp3(r));
+    let line = r.digits(4);
+    match r.below(7) {
+        0 => format!("+1{area}{exch}{line}"),
+        1 => format!("+1 ({area}) {exch}-{line}"),
+        2 => format!("({area}) {exch}-{line}"),
+        3 => format!("{area}-{exch}-{line}"),
+        4 => format!("+44 20 {}{} {}", 1 + r.below(9), r.digits(3), r.digits(4)),
+        5 => format!("+49 30 {}{}", 1 + r.below(9), r.digits(7)),
+        _ => format!(
+            "+33 {} {} {} {} {}",
+            1 + r.below(9),
+            r.digits(2),
+            r.digits(2),
+            r.digits(2),
+            r.digits(2)
+        ),
+    }
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
@@ -150,6 +180,29 @@ pub fn secret(rule: &str, r: &mut Rng) -> (String, String) {
             format!("{area:03}-{:02}-{:04}", 1 + r.below(99), 1 + r.below(9999))
         }
         "iban" => iban_check("DE", &r.digits(18)),
+        "jwt-base64" => base64(
+            format!(
+                "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJ{}.{}",
+                r.pick_var(B64URL, 40, 300),
+                r.pick_var(B64URL, 43, 100)
+            )
+            .as_bytes(),
+        ),
+        "kubernetes-bootstrap-token" => {
+            format!("{}.{}", r.pick(LOWER_DIGITS, 6), r.pick(LOWER_DIGITS, 16))
+        }
+        "docker-config-auth" => {
+            base64(format!("{}:{}", r.pick(b"abcdefghij", 6), r.pick_var(ALNUM, 8, 30)).as_bytes())
+        }
+        "docker-config-json-base64" => base64(
+            format!(
+                "{{\"auths\":{{\"registry-{}.example.com\":{{\"auth\":\"{}\"}}}}}}",
+                r.below(100),
+                base64(format!("robot:{}", r.pick(ALNUM, 20)).as_bytes())
+            )
+            .as_bytes(),
+        ),
+        "phone-number" => phone(r),
         other => panic!("no generator for {other}"),
     };
     let line = match rule {
@@ -165,6 +218,17 @@ pub fn secret(rule: &str, r: &mut Rng) -> (String, String) {
             let sep = [": ", "=", " = ", ": \""][r.below(4) as usize];
             format!("{key}{sep}{s}")
         }
+        // Contexts that name the token without an assignment another rule would also take.
+        "kubernetes-bootstrap-token" => match r.below(3) {
+            0 => format!("kubeadm join 10.0.{}.{}:6443 --token {s} --discovery-token-ca-cert-hash sha256:{}", r.below(255), r.below(255), r.pick(HEX, 64)),
+            1 => format!("$ kubeadm token create --ttl 2h\r\n{s}\r\n$ "),
+            _ => format!("kubeadm join api.example:6443 --token {s}"),
+        },
+        "docker-config-auth" => {
+            let q = ["\"", "\\\""][r.below(2) as usize];
+            format!("{{{q}auths{q}:{{{q}registry-{}.example.com{q}:{{{q}auth{q}: {q}{s}{q}}}}}}}", r.below(100))
+        }
+        "phone-number" => format!("customer phone {s}, callback requested"),
         _ => format!("value {s} seen"),
     };
     (
@@ -181,7 +245,7 @@ pub fn lookalike(r: &mut Rng) -> String {
         "hello world, this is a perfectly harmless sentence",
         "{\"replicas\": 3, \"strategy\": \"RollingUpdate\"}",
     ];
-    let body = match r.below(20) {
+    let body = match r.below(29) {
         0 => format!(
             "uid: {}-{}-{}-{}-{}",
             r.pick(HEX, 8),
@@ -235,7 +299,60 @@ pub fn lookalike(r: &mut Rng) -> String {
         15 => format!("checksum {}", r.pick(B64, 44)),
         16 => "token=xxxxxxxxxxxxxxxxxxxx secret=changeme".to_owned(),
         17 => format!("postgres://db-{}:5432/app?sslmode=require", r.below(9)),
-        18 => format!("phone +1 555 {} ext {}", r.digits(7), r.digits(3)),
+        18 => format!(
+            "tz +0{} uptime +{}s build v1.{}.{}+{}",
+            r.digits(3),
+            r.digits(4),
+            r.below(30),
+            r.below(9),
+            r.digits(12)
+        ),
+        // Bootstrap-token look-alikes: the shape without the context, the context without the shape.
+        20 => format!(
+            "resolved {}.{} in {}ms",
+            r.pick(LOWER_DIGITS, 6),
+            r.pick(LOWER_DIGITS, 16),
+            r.below(900)
+        ),
+        21 => format!("kubeadm join 10.0.0.1:6443 --token ${{BOOTSTRAP_TOKEN}} --discovery-token-ca-cert-hash sha256:{}", r.pick(HEX, 64)),
+        22 => format!(
+            "token kube-proxy.{} and bootstrap token {}.{} ttl 24h, secretName: {}-token",
+            r.pick(LOWER_DIGITS, 16),
+            r.pick(LOWER_DIGITS, 5),
+            r.pick(LOWER_DIGITS, 16),
+            r.pick(b"abcdef", 5)
+        ),
+        // Phone look-alikes: offsets, versions, ids, addresses, durations, counters.
+        23 => format!(
+            "{}-{:02}-{:02}T09:59:20+0{}:00 pid {} took {} ns",
+            2000 + r.below(40),
+            1 + r.below(12),
+            1 + r.below(28),
+            r.below(9),
+            r.digits(7),
+            r.digits(9)
+        ),
+        24 => format!(
+            "request {}-{}-4{}-a{}-{} from 192.168.{}.{}:{} retry +{}ms",
+            r.digits(8),
+            r.digits(4),
+            r.digits(3),
+            r.digits(3),
+            r.digits(12),
+            r.below(255),
+            r.below(255),
+            r.digits(4),
+            r.digits(3)
+        ),
+        25 => format!("go1.{}.{} linux/amd64 +{}.{}.{}.{}", r.below(30), r.below(9), 1 + r.below(254), r.below(255), r.below(255), r.below(255)),
+        // Registry-auth look-alikes: redacted, not base64 of user:password, other fields.
+        26 => format!(
+            "{{\"auths\":{{\"r.example.com\":{{\"auth\":\"{}\",\"authType\":\"basic\"}}}}}}",
+            base64(r.pick(b"abcdefghij", 12).as_bytes())
+        ),
+        27 => "{\"auth\": \"<redacted>\", \"identitytoken\": \"\"}".to_owned(),
+        // A base64 JWT header alone, and base64 of an empty Docker config.
+        28 => "data: ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklqRWlmUQ== eyJhdXRocyI6e319".to_owned(),
         _ => format!("user@localhost and @{} mention", r.pick(b"abcdef", 6)),
     };
     format!("2026-11-27T09:59:20.123Z INFO {body}")

@@ -1,8 +1,9 @@
-//! Stream-masker properties: length kept, no panic on any bytes, no planted secret survives any chunking.
+//! Stream-masker properties: length kept, no panic on any bytes, no planted secret survives any chunking
+//! or any interleaving of idle flushes.
 
 use std::sync::OnceLock;
 
-use custos_mask::{mask_text, Detector, TextMasker};
+use custos_mask::{mask_text, Detector, Rule, TextMasker, MASK_BYTE};
 use proptest::prelude::*;
 
 fn detector() -> &'static Detector {
@@ -23,6 +24,112 @@ fn stream(input: &[u8], splits: &[usize]) -> Vec<u8> {
     }
     m.flush(&mut out);
     out
+}
+
+/// Feeds `input` in chunks of the sizes in `ops` (cycled), with an idle flush after each chunk whose
+/// flag is set.
+fn stream_ops(input: &[u8], ops: &[(usize, bool)]) -> Vec<u8> {
+    let mut m = TextMasker::new(detector());
+    let mut out = Vec::new();
+    let (mut at, mut i) = (0, 0);
+    while at < input.len() {
+        let (n, idle) = ops
+            .get(i % ops.len().max(1))
+            .copied()
+            .unwrap_or((input.len(), false));
+        let end = (at + n.max(1)).min(input.len());
+        m.push(&input[at..end], &mut out);
+        if idle {
+            m.flush_idle(&mut out);
+        }
+        at = end;
+        i += 1;
+    }
+    m.flush(&mut out);
+    out
+}
+
+fn ops() -> impl Strategy<Value = Vec<(usize, bool)>> {
+    proptest::collection::vec((1usize..300, any::<bool>()), 1..40)
+}
+
+/// Every built-in rule's `must_match` examples, with the rule id.
+fn examples() -> &'static [(String, String)] {
+    static E: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    E.get_or_init(|| {
+        Rule::builtin()
+            .expect("rules")
+            .into_iter()
+            .flat_map(|r| {
+                let id = r.id.clone();
+                r.examples
+                    .must_match
+                    .into_iter()
+                    .map(move |e| (id.clone(), e))
+            })
+            .collect()
+    })
+}
+
+/// `text` with colour escapes inserted before the characters at `cuts` (modulo its length), and
+/// which bytes of the result belong to an escape.
+fn colour_at(text: &str, cuts: &[usize]) -> (String, Vec<bool>) {
+    let (mut out, mut esc) = (String::new(), Vec::new());
+    for (i, c) in text.char_indices() {
+        if cuts.iter().any(|k| k % text.len() == i) {
+            let e = format!("\x1b[3{}m", i % 8);
+            esc.extend(std::iter::repeat_n(true, e.len()));
+            out.push_str(&e);
+        }
+        out.push(c);
+        esc.extend(std::iter::repeat_n(false, c.len_utf8()));
+    }
+    (out, esc)
+}
+
+/// Each built-in rule alone.
+fn single_rules() -> &'static [Detector] {
+    static S: OnceLock<Vec<Detector>> = OnceLock::new();
+    S.get_or_init(|| {
+        Rule::builtin()
+            .expect("rules")
+            .into_iter()
+            .map(|r| Detector::new(vec![r]).expect("compiles"))
+            .collect()
+    })
+}
+
+/// The secrets in `text`, rule by rule: the positions each rule alone masks and no other rule does
+/// (where two rules overlap, each may start masking at its own evidence), in runs split where a byte
+/// left as is (other than a line break or an escape) separates them.
+fn secret_spans(text: &[u8], esc: &[bool]) -> Vec<Vec<usize>> {
+    let masks: Vec<Vec<bool>> = single_rules()
+        .iter()
+        .map(|d| {
+            let mut m = text.to_vec();
+            mask_text(d, &mut m);
+            m.iter().zip(text).map(|(a, b)| a != b).collect()
+        })
+        .collect();
+    let mut spans: Vec<Vec<usize>> = Vec::new();
+    for (r, mine) in masks.iter().enumerate() {
+        let mut open = false;
+        for i in 0..text.len() {
+            let others = masks.iter().enumerate().any(|(o, m)| o != r && m[i]);
+            if mine[i] && !others {
+                if !open {
+                    spans.push(Vec::new());
+                    open = true;
+                }
+                if let Some(s) = spans.last_mut() {
+                    s.push(i);
+                }
+            } else if !(esc[i] || text[i] == b'\n' || text[i] == b'\r') {
+                open = false;
+            }
+        }
+    }
+    spans
 }
 
 const PLANTED: &[&str] = &[
@@ -76,11 +183,48 @@ proptest! {
 
     #[test]
     fn any_bytes_keep_their_length(input in proptest::collection::vec(any::<u8>(), 0..12_000),
-                                   splits in proptest::collection::vec(any::<usize>(), 0..12)) {
+                                   splits in proptest::collection::vec(any::<usize>(), 0..12),
+                                   ops in ops()) {
         let mut one = input.clone();
         mask_text(detector(), &mut one);
         prop_assert_eq!(one.len(), input.len());
         prop_assert_eq!(stream(&input, &splits).len(), input.len());
+        prop_assert_eq!(stream_ops(&input, &ops).len(), input.len());
+    }
+
+    /// Every rule's examples, coloured and planted in log-ish text, fed in random chunks with random
+    /// idle flushes. Without idle flushes the stream masks every byte the whole-text masker masks.
+    /// With them, a secret may show only the bytes an idle flush emitted before its evidence
+    /// (`AKI` of `AKIA...`, five digits of a card): a beginning, never all of it; once masking
+    /// starts inside a secret it does not stop.
+    #[test]
+    fn every_rule_example_survives_no_chunking_or_idle_flush(
+        pre in filler(), post in filler(),
+        which in 0..examples().len(),
+        colours in proptest::collection::vec(any::<usize>(), 0..3),
+        ops in ops(),
+    ) {
+        let (id, example) = &examples()[which];
+        let (example, esc) = colour_at(example, &colours);
+        let input = format!("{pre}\n{example}\n{post}");
+        let out = stream_ops(input.as_bytes(), &ops);
+        prop_assert_eq!(out.len(), input.len());
+        let region = &out[pre.len() + 1..pre.len() + 1 + example.len()];
+        let idle = ops.iter().any(|o| o.1);
+        let mut whole = example.clone().into_bytes();
+        mask_text(detector(), &mut whole);
+        prop_assert!(whole != example.as_bytes(), "{}: example not masked alone", id);
+        if !idle {
+            let missed = (0..whole.len()).any(|i| whole[i] != example.as_bytes()[i] && region[i] != MASK_BYTE);
+            prop_assert!(!missed, "{}: {:?} shows {:?}", id, example, String::from_utf8_lossy(region));
+            return Ok(());
+        }
+        for span in secret_spans(example.as_bytes(), &esc) {
+            let shown: Vec<usize> = span.iter().copied().filter(|&i| region[i] != MASK_BYTE).collect();
+            prop_assert!(shown.len() < span.len(), "{}: {:?} shown whole", id, example);
+            prop_assert!(shown.iter().enumerate().all(|(k, &i)| span[k] == i),
+                "{}: {:?} shows more than a beginning: {:?}", id, example, String::from_utf8_lossy(region));
+        }
     }
 
     #[test]
