@@ -13,10 +13,12 @@ use hyper_util::rt::TokioIo;
 
 use custos_authn::Identity;
 use custos_kube::impersonation::set_impersonation_headers;
+use custos_stream::spdy::Streams;
+use custos_stream::{wire, MaskingTap, UpstreamObserver, Wire};
 
 use crate::credentials::strip_websocket_token;
 use crate::error::GatewayError;
-use crate::relay::{relay, PassThrough};
+use crate::relay::{relay, PassThrough, Tap};
 use crate::sanitize::{strip_for_upstream, strip_response};
 use crate::upstream::UpstreamBody;
 use crate::{Body, ConnInfo, Gateway};
@@ -103,6 +105,38 @@ pub async fn upgrade(
         // which also lets kubectl's WebSocket→SPDY fallback work.
         return Ok(downstream(resp, false));
     }
+    // The taps of the stream. exec and attach carry terminal output: the apiserver→client direction
+    // is parsed frame by frame and stdout/stderr masked, length-preserving (over SPDY the client's
+    // direction is followed too: only its SYN_STREAMs say which stream is stdout). A wire Custos cannot
+    // parse is refused here, fail closed, rather than relayed unmasked. port-forward (and proxied
+    // upgrades) carry an application's own protocol — TLS, HTTP, a database's wire format — not
+    // terminal output: masking bytes inside it would corrupt it, so it passes through unchanged.
+    let (mut to_upstream, mut to_client): (Box<dyn Tap>, Box<dyn Tap>) =
+        if matches!(stream_kind, "exec" | "attach") {
+            let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+            let detector = gw.masking.detector;
+            match wire(
+                header(header::UPGRADE),
+                header(header::SEC_WEBSOCKET_PROTOCOL),
+            ) {
+                Wire::Spdy => {
+                    let streams = Streams::new();
+                    (
+                        Box::new(UpstreamObserver::spdy(streams.clone())),
+                        Box::new(MaskingTap::spdy(detector, streams)),
+                    )
+                }
+                Wire::WebSocket => (
+                    Box::new(PassThrough),
+                    Box::new(MaskingTap::websocket(detector)),
+                ),
+                // Dropping the apiserver's connection here ends the session it started.
+                Wire::Unmaskable(why) => return Err(GatewayError::Unmaskable(why)),
+            }
+        } else {
+            (Box::new(PassThrough), Box::new(PassThrough))
+        };
+    let idle = gw.masking.idle_flush;
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let guard = gw.metrics.stream_opened(stream_kind);
     let audit = audit_id.to_owned();
@@ -118,8 +152,9 @@ pub async fn upgrade(
         let result = relay(
             TokioIo::new(client),
             TokioIo::new(upstream),
-            &mut PassThrough,
-            &mut PassThrough,
+            to_upstream.as_mut(),
+            to_client.as_mut(),
+            idle,
         )
         .await;
         match result {
