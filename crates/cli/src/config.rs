@@ -69,6 +69,36 @@ pub struct Config {
     pub policy: PolicySection,
     /// What is masked, with which detectors, for whom.
     pub masking: MaskingSection,
+    /// Reviews and grants.
+    pub approvals: ApprovalsSection,
+}
+
+/// `approvals:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ApprovalsSection {
+    /// How long a review stays open for a decision, seconds (at least the policy's @hold).
+    pub pending_ttl_seconds: u64,
+    /// How long an approval covers the same operation when the policy sets no @grant, seconds.
+    pub default_grant_seconds: u64,
+    /// The longest a request is held waiting for a decision (caps @hold), seconds; 0 answers at once.
+    pub max_hold_seconds: u64,
+    /// The longest agent session (`custos login --intent --ttl`), seconds.
+    pub max_session_seconds: u64,
+    /// Where approvers hear about reviews: signed webhooks (generic JSON or Slack).
+    pub webhooks: Vec<custos_notify::WebhookConfig>,
+}
+
+impl Default for ApprovalsSection {
+    fn default() -> Self {
+        ApprovalsSection {
+            pending_ttl_seconds: 3600,
+            default_grant_seconds: 300,
+            max_hold_seconds: 600,
+            max_session_seconds: 12 * 3600,
+            webhooks: Vec::new(),
+        }
+    }
 }
 
 /// `masking:`
@@ -262,6 +292,7 @@ impl Default for Config {
             audit: AuditSection::default(),
             policy: PolicySection::default(),
             masking: MaskingSection::default(),
+            approvals: ApprovalsSection::default(),
         }
     }
 }
@@ -594,6 +625,37 @@ impl Config {
                     "\"default\" is the built-in strict profile and cannot be redefined",
                 ));
             }
+        }
+        if self.approvals.pending_ttl_seconds == 0 || self.approvals.pending_ttl_seconds > 7 * 86400
+        {
+            return Err(invalid(
+                "approvals.pendingTtlSeconds",
+                "must be between 1 and 604800 (7 days)",
+            ));
+        }
+        if self.approvals.default_grant_seconds == 0 || self.approvals.default_grant_seconds > 86400
+        {
+            return Err(invalid(
+                "approvals.defaultGrantSeconds",
+                "must be between 1 and 86400 (1 day)",
+            ));
+        }
+        if self.approvals.max_session_seconds == 0 || self.approvals.max_session_seconds > 7 * 86400
+        {
+            return Err(invalid(
+                "approvals.maxSessionSeconds",
+                "must be between 1 and 604800 (7 days)",
+            ));
+        }
+        for (i, w) in self.approvals.webhooks.iter().enumerate() {
+            w.check()
+                .map_err(|e| invalid(&format!("approvals.webhooks[{i}]"), e.to_string()))?;
+        }
+        if self.approvals.max_hold_seconds > 3600 {
+            return Err(invalid(
+                "approvals.maxHoldSeconds",
+                "must be at most 3600 (a held request keeps its connection open)",
+            ));
         }
         if self.masking.max_object_bytes < 64 * 1024 {
             return Err(invalid("masking.maxObjectBytes", "must be at least 65536"));

@@ -122,8 +122,37 @@ pub struct LoginArgs {
     /// Only write the kubeconfig; log in on first use instead
     #[arg(long)]
     pub no_login: bool,
+    /// Open an agent session with this declared intent (one sentence): the context then uses a
+    /// short-lived Custos session token, and every request, review and record carries the intent
+    #[arg(long)]
+    pub intent: Option<String>,
+    /// The ticket the session's work is for (with --intent)
+    #[arg(long, requires = "intent")]
+    pub ticket: Option<String>,
+    /// How long the session lasts, e.g. 30m, 1h (with --intent; default 1h)
+    #[arg(long, requires = "intent")]
+    pub ttl: Option<String>,
     #[command(flatten)]
     pub oidc: OidcArgs,
+}
+
+/// `custos session-token`
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionTokenArgs {
+    /// The session file `custos login --intent` wrote
+    #[arg(long)]
+    pub file: PathBuf,
+}
+
+/// What `custos login --intent` keeps (mode 0600): the session token and when it ends.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SessionFile {
+    id: String,
+    token: String,
+    expires: String,
+    intent: String,
+    #[serde(default)]
+    ticket: Option<String>,
 }
 
 /// Writes the context and logs in once, so the next kubectl call just works.
@@ -140,15 +169,57 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         None => default_kubeconfig()?,
     };
     let command = std::env::current_exe().context("cannot find the custos binary's path")?;
+    if args.intent.is_some() && args.no_login {
+        bail!("--intent opens a session now: it cannot be combined with --no-login");
+    }
+    let session_file = match &args.intent {
+        Some(_) => Some(session_path(&args.context)?),
+        None => None,
+    };
+    let exec_args = match &session_file {
+        Some(f) => vec![
+            "session-token".to_owned(),
+            "--file".to_owned(),
+            f.display().to_string(),
+        ],
+        None => args.oidc.token_args(),
+    };
     let entry = ContextEntry {
         name: args.context.clone(),
         server: args.server.clone(),
         ca_pem,
         command: command.display().to_string(),
-        args: args.oidc.token_args(),
+        args: exec_args,
         namespace: args.namespace.clone(),
-        interactive: args.oidc.grant() != Grant::ClientCredentials,
+        interactive: args.oidc.grant() != Grant::ClientCredentials && session_file.is_none(),
     };
+    if let (Some(intent), Some(file)) = (&args.intent, &session_file) {
+        // The session is opened before the context points at it.
+        let tokens = fresh_tokens(&args.oidc).await?;
+        let ttl = match &args.ttl {
+            Some(t) => {
+                custos_policy::parse_duration(t).map_err(|e| anyhow::anyhow!("--ttl {t:?}: {e}"))?
+            }
+            None => 3600,
+        };
+        let opened = open_session(&args, &tokens.id_token, intent, ttl).await?;
+        write_private(file, &serde_json::to_vec_pretty(&opened)?)?;
+        upsert(&path, &entry, true)?;
+        eprintln!(
+            "custos: session {} until {} (intent: {}{}); context {:?} in {}",
+            opened.id,
+            opened.expires,
+            opened.intent,
+            opened
+                .ticket
+                .as_deref()
+                .map(|t| format!(", ticket {t}"))
+                .unwrap_or_default(),
+            args.context,
+            path.display()
+        );
+        return Ok(());
+    }
     upsert(&path, &entry, true)?;
     eprintln!(
         "custos: wrote context {:?} to {}",
@@ -164,6 +235,98 @@ pub async fn login(args: LoginArgs) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// Asks the gateway for a session token bound to the logged-in identity and `intent`.
+async fn open_session(
+    args: &LoginArgs,
+    id_token: &str,
+    intent: &str,
+    ttl: u64,
+) -> Result<SessionFile> {
+    let client = custos_authn::oidc::http_client(Some(&args.ca)).context("HTTPS client")?;
+    let url = format!("{}/custos/v1/sessions", args.server.trim_end_matches('/'));
+    let body = serde_json::json!({ "intent": intent, "ticket": args.ticket, "ttlSeconds": ttl });
+    let resp = client
+        .post(&url)
+        .bearer_auth(id_token)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body)?)
+        .send()
+        .await
+        .with_context(|| format!("opening a session at {url}"))?;
+    let code = resp.status().as_u16();
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await?).unwrap_or_default();
+    if code != 201 {
+        bail!(
+            "the gateway refused the session ({code}): {}",
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("no message")
+        );
+    }
+    serde_json::from_value(v).context("the gateway's session answer")
+}
+
+fn session_path(context: &str) -> Result<PathBuf> {
+    let dir = TokenCache::default_dir()
+        .context("cannot find a cache directory (set HOME or XDG_CACHE_HOME)")?;
+    let safe: String = context
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(dir.join("sessions").join(format!("{safe}.json")))
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// `custos session-token`: prints the session's `ExecCredential`, or says the session ended.
+pub fn session_token(args: SessionTokenArgs) -> Result<()> {
+    let text = std::fs::read(&args.file)
+        .with_context(|| format!("reading the session file {}", args.file.display()))?;
+    let s: SessionFile = serde_json::from_slice(&text).context("the session file")?;
+    let expires = custos_audit::record::MicroTime::parse(&s.expires)
+        .map_err(|e| anyhow::anyhow!("the session file's expiry: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let exp = expires.unix_micros() / 1_000_000;
+    if now >= exp {
+        bail!(
+            "session {} ended at {} — open a new one with `custos login --intent \"…\"`",
+            s.id,
+            s.expires
+        );
+    }
+    println!("{}", exec_credential(&s.token, Some(exp)));
     Ok(())
 }
 

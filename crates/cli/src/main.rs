@@ -5,6 +5,7 @@ mod audit_cmd;
 mod config;
 mod login;
 mod policy_cmd;
+mod reviews;
 mod serve;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     Login(login::LoginArgs),
     /// Print an ExecCredential with a fresh ID token (kubectl runs this as an exec plugin).
     Token(login::OidcArgs),
+    /// Print an ExecCredential with the agent session's token (the exec plugin of `login --intent`).
+    SessionToken(login::SessionTokenArgs),
     /// Check, explain and test Cedar policies.
     Policy {
         #[command(subcommand)]
@@ -47,6 +50,11 @@ enum Command {
     Evidence {
         #[command(subcommand)]
         cmd: audit_cmd::EvidenceCommand,
+    },
+    /// List, show, approve and deny reviews; list and revoke grants (through the gateway's API).
+    Reviews {
+        #[command(subcommand)]
+        cmd: reviews::ReviewsCommand,
     },
 }
 
@@ -82,12 +90,16 @@ fn main() -> std::process::ExitCode {
             }),
         Command::Login(args) => runtime().and_then(|rt| rt.block_on(login::login(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(login::token(args))),
+        Command::SessionToken(args) => login::session_token(args),
         Command::Policy { cmd } => return exit(policy_cmd::run(cmd)),
         Command::Audit { cmd } => {
             return exit(runtime().and_then(|rt| rt.block_on(audit_cmd::run_audit(cmd))))
         }
         Command::Evidence { cmd } => {
             return exit(runtime().and_then(|rt| rt.block_on(audit_cmd::run_evidence(cmd))))
+        }
+        Command::Reviews { cmd } => {
+            return exit(runtime().and_then(|rt| rt.block_on(reviews::run(cmd))))
         }
     };
     match result {

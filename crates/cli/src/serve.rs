@@ -112,9 +112,48 @@ pub async fn run(cfg: Config) -> Result<()> {
     };
 
     let masking = masking_settings(&cfg.masking)?;
+    // Reviews, grants and sessions: beside the audit log (SQLite in the data dir, or the same
+    // PostgreSQL database and schema, where replicas share them).
+    let approval_store: Arc<dyn custos_approval::ApprovalStore> = if cfg.store.is_empty() {
+        Arc::new(
+            custos_approval::SqliteApprovals::open_in(&cfg.data_dir)
+                .await
+                .context("approvals (SQLite)")?,
+        )
+    } else {
+        Arc::new(
+            custos_approval::PgApprovals::connect(&cfg.store, cfg.audit.postgres_schema.as_deref())
+                .await
+                .context("approvals (PostgreSQL)")?,
+        )
+    };
+    let recorder = Recorder::new(appender, gateway_id);
+    let notify: Option<Arc<dyn custos_gateway::approve::Notify>> = if cfg
+        .approvals
+        .webhooks
+        .is_empty()
+    {
+        None
+    } else {
+        Some(Arc::new(
+            custos_gateway::approve::WebhookNotify::new(&cfg.approvals.webhooks, recorder.clone())
+                .context("approvals.webhooks")?,
+        ))
+    };
+    let approvals = custos_gateway::approve::Approvals {
+        store: approval_store,
+        settings: custos_gateway::approve::ApprovalSettings {
+            pending_ttl: Duration::from_secs(cfg.approvals.pending_ttl_seconds),
+            default_grant: Duration::from_secs(cfg.approvals.default_grant_seconds),
+            max_hold: Duration::from_secs(cfg.approvals.max_hold_seconds),
+            max_session: Duration::from_secs(cfg.approvals.max_session_seconds),
+            public_url: String::new(),
+        },
+        notify,
+    };
     let gateway = Arc::new(Gateway {
         policy,
-        recorder: Recorder::new(appender, gateway_id),
+        recorder,
         authenticator: authenticator.clone(),
         upstream,
         limits: Limits {
@@ -125,7 +164,21 @@ pub async fn run(cfg: Config) -> Result<()> {
         },
         metrics: Default::default(),
         masking,
+        approvals,
     });
+    // Pending reviews past their time expire (recorded once, by whichever replica gets there first).
+    {
+        let gw = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = gw.approvals.sweep(&gw.recorder).await {
+                    tracing::warn!(error = %e, "expiring reviews failed; retrying");
+                }
+            }
+        });
+    }
 
     let listener = TcpListener::bind(&cfg.listen)
         .await

@@ -67,11 +67,12 @@ impl PolicyGate {
         attrs: &RequestAttributes,
         facts: &BodyFacts,
         peer: IpAddr,
+        session: Option<&custos_policy::Session>,
     ) -> Decision {
         let policies = self.store.current();
         decide(
             &policies,
-            &self.request(identity, attrs, facts, peer),
+            &self.request(identity, attrs, facts, peer).session(session),
             SystemTime::now(),
         )
     }

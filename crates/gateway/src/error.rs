@@ -53,6 +53,9 @@ pub enum GatewayError {
         /// The marker found.
         marker: &'static str,
     },
+    /// The approval store could not open, read or hold a review: nothing is forwarded.
+    #[error("approvals are unavailable, so Custos refuses a request that needs one: {0}")]
+    ApprovalsUnavailable(String),
     /// A request could not be built (a bug, not the client's fault).
     #[error("internal error: {0}")]
     Internal(String),

@@ -7,6 +7,8 @@
 //! impersonation headers upstream, and never buffer a whole body.
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod approve;
 pub mod credentials;
 pub mod decide;
 pub mod error;
@@ -15,10 +17,12 @@ pub mod kubeconfig;
 pub mod mask;
 pub mod metrics;
 pub mod ops;
+pub mod preview;
 pub mod recorder;
 pub mod relay;
 pub mod rescue;
 pub mod sanitize;
+pub mod session;
 pub mod stack;
 pub mod tls;
 pub mod upstream;
@@ -91,6 +95,8 @@ pub struct Gateway {
     pub policy: Option<decide::PolicyGate>,
     /// What responses, streams and records are masked with.
     pub masking: mask::MaskSettings,
+    /// Reviews, approvals and grants.
+    pub approvals: approve::Approvals,
 }
 
 /// Facts about the connection a request arrived on.

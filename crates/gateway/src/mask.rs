@@ -176,6 +176,13 @@ impl MaskSettings {
     }
 }
 
+/// The apiserver's OpenAPI schemas (`/openapi/v2`, `/openapi/v3/...`): descriptions of types, not
+/// cluster data. They keep the client's content negotiation (kubectl 1.27 reads v2 as protobuf) and
+/// pass unmasked.
+pub fn is_schema(path: &str) -> bool {
+    path == "/openapi/v2" || path.starts_with("/openapi/")
+}
+
 /// Rewrites the client's `Accept` so the apiserver answers in a form Custos can mask (JSON, not
 /// protobuf, CBOR or YAML), and asks for an uncompressed body.
 pub fn negotiate(headers: &mut HeaderMap) {
@@ -346,7 +353,7 @@ pub async fn response(
         Kind::Text => Engine::Text(Box::new(TextMasker::new(settings.detector))),
         Kind::Opaque => {
             let ct = content_type.as_deref().unwrap_or("no content type");
-            let schema = ctx.path.starts_with("/openapi/");
+            let schema = is_schema(ctx.path);
             if schema || ctx.chosen.profile.unparseable == Unparseable::Pass {
                 if let Ok(mut s) = summary.lock() {
                     s.note = Some(format!(
@@ -465,14 +472,14 @@ impl MaskedBody {
                 let body = m.take_record();
                 if let Ok(mut s) = self.summary.lock() {
                     match body {
-                        Ok(b) => s.body = Some(b),
-                        Err(()) if s.note.is_none() => {
+                        Some(b) => s.body = Some(b),
+                        None if s.note.is_none() => {
                             s.note = Some(
                                 "response body larger than the record bound: recorded by size"
                                     .into(),
                             )
                         }
-                        Err(()) => {}
+                        None => {}
                     }
                 }
             }
@@ -601,10 +608,10 @@ mod tests {
     use http_body_util::{BodyExt, StreamBody};
 
     fn settings() -> MaskSettings {
-        let mut s = MaskSettings::new(builtin_detector().unwrap());
+        let mut s = MaskSettings::new(builtin_detector().expect("test step"));
         s.profiles.insert(
             "deploy".into(),
-            serde_yaml_ng::from_str("helmReleases: reveal").unwrap(),
+            serde_yaml_ng::from_str("helmReleases: reveal").expect("test step"),
         );
         s
     }
@@ -699,7 +706,7 @@ mod tests {
         let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_str(content_type).unwrap(),
+            HeaderValue::from_str(content_type).expect("test step"),
         );
         r
     }
@@ -735,17 +742,17 @@ mod tests {
                 SECRET.as_bytes()[20..].to_vec(),
             ],
         );
-        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.unwrap();
+        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.expect("test step");
         let len: usize = resp.headers()[header::CONTENT_LENGTH]
             .to_str()
-            .unwrap()
+            .expect("test step")
             .parse()
-            .unwrap();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+            .expect("test step");
+        let body = resp.into_body().collect().await.expect("test step").to_bytes();
         assert_eq!(body.len(), len);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("test step");
         assert_eq!(v["data"]["p"], custos_mask::MARKER_BASE64);
-        let sum = sum.lock().unwrap();
+        let sum = sum.lock().expect("test step");
         assert_eq!(sum.counts.get("k8s-secret-data"), 1);
         assert!(sum.body.is_some(), "the masked body is kept for the record");
     }
@@ -753,8 +760,8 @@ mod tests {
     #[tokio::test]
     async fn a_gzip_response_is_decoded_and_masked() {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(SECRET.as_bytes()).unwrap();
-        let gz = enc.finish().unwrap();
+        enc.write_all(SECRET.as_bytes()).expect("test step");
+        let gz = enc.finish().expect("test step");
         let mut resp = upstream(
             "application/json",
             vec![gz[..10].to_vec(), gz[10..].to_vec()],
@@ -765,9 +772,9 @@ mod tests {
         let chosen = strict();
         let resp = response(&s, ctx(&chosen), resp, SharedSummary::default())
             .await
-            .unwrap();
+            .expect("test step");
         assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = resp.into_body().collect().await.expect("test step").to_bytes();
         assert!(!String::from_utf8_lossy(&body).contains("aHVudGVyMi1wbGFudGVk"));
     }
 
@@ -808,19 +815,19 @@ mod tests {
         let s = settings();
         let chosen = Chosen {
             name: "raw".into(),
-            profile: serde_yaml_ng::from_str("unparseable: pass").unwrap(),
+            profile: serde_yaml_ng::from_str("unparseable: pass").expect("test step"),
         };
         let sum = SharedSummary::default();
         let resp = upstream("application/octet-stream", vec![b"\x00\x01".to_vec()]);
-        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.unwrap();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.expect("test step");
+        let body = resp.into_body().collect().await.expect("test step").to_bytes();
         assert_eq!(&body[..], b"\x00\x01");
         assert!(sum
             .lock()
-            .unwrap()
+            .expect("test step")
             .note
             .as_deref()
-            .unwrap()
+            .expect("test step")
             .contains("passed unmasked"));
     }
 
@@ -839,16 +846,16 @@ mod tests {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         let mut c = ctx(&chosen);
         c.streaming = true;
-        let resp = response(&s, c, up, SharedSummary::default()).await.unwrap();
+        let resp = response(&s, c, up, SharedSummary::default()).await.expect("test step");
         let mut body = resp.into_body().into_data_stream();
         let line = b"key AKIAIOSFODNN7EXAMPLE seen\n";
-        tx.send(line.to_vec()).await.unwrap();
+        tx.send(line.to_vec()).await.expect("test step");
         // Nothing more comes: the idle flush must release the held line, masked.
         let got = tokio::time::timeout(Duration::from_secs(5), body.next())
             .await
             .expect("the idle flush released the held bytes")
-            .unwrap()
-            .unwrap();
+            .expect("test step")
+            .expect("test step");
         assert_eq!(got.len(), line.len(), "length-preserving");
         assert!(!String::from_utf8_lossy(&got).contains("AKIA"));
         drop(tx);

@@ -63,6 +63,10 @@ pub fn status_for(err: &GatewayError) -> (Status, Fault) {
             Status::service_unavailable(err.to_string()),
             Fault::Internal,
         ),
+        GatewayError::ApprovalsUnavailable(_) => (
+            Status::service_unavailable(err.to_string()),
+            Fault::Internal,
+        ),
         GatewayError::Unmaskable(m) => (
             Status {
                 code: 502,

@@ -7,7 +7,7 @@
 //! Approvals (holding a request for a human) are not built yet; a review is refused where they go.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -19,6 +19,7 @@ use custos_policy::{BodyFacts, Outcome};
 
 use crate::decide;
 
+use crate::approve;
 use crate::credentials::bearer_token;
 use crate::error::GatewayError;
 use crate::forward;
@@ -26,7 +27,9 @@ use crate::mask;
 use crate::recorder::{self, RefusedRequest, RequestFacts};
 use crate::rescue::rescue;
 use crate::sanitize::{self, SanitizeError};
+use crate::session;
 use crate::{Body, ConnInfo, Gateway};
+use custos_approval::Session;
 
 /// Serves one request through the whole pipeline; never fails: errors become `Status` responses.
 pub async fn handle(
@@ -95,8 +98,14 @@ async fn pipeline(
     }
 
     // authenticate: first, so an anonymous caller learns nothing about paths, policy or the cluster.
-    let identity = authenticate(gw, conn, &req).await?;
+    let (identity, session) = authenticate(gw, conn, &req).await?;
     *identity_slot = Some(identity.clone());
+
+    // Custos's own API (reviews, grants, sessions) lives under /custos/: answered here, never
+    // forwarded.
+    if crate::api::is_api(req.uri().path()) {
+        return Ok(crate::api::handle(gw, &identity, session.as_ref(), req, audit_id).await);
+    }
 
     // sanitize: a body announced larger than we forward is refused (a chunked one is cut off at the
     // same limit while it streams). Client impersonation is refused outright without a policy, and
@@ -142,31 +151,51 @@ async fn pipeline(
     } else {
         Buffered::Stream(incoming)
     };
-    match &gw.policy {
-        Some(gate) => {
-            let facts = match &buffered {
-                Buffered::Read(bytes) => BodyFacts::extract(bytes),
-                Buffered::Stream(_) => BodyFacts::none(),
-            };
-            if let Some(asked) = &asked {
-                let d = gate.decide_impersonation(&identity, &attrs, asked, conn.peer.ip());
-                if d.is_allowed() {
-                    acting.user = asked.user_info();
-                } else {
-                    decision = Some(d);
-                }
-            }
-            if decision.is_none() {
-                decision = Some(gate.decide(&identity, &attrs, &facts, conn.peer.ip()));
+    if let Some(gate) = &gw.policy {
+        let facts = match &buffered {
+            Buffered::Read(bytes) => BodyFacts::extract(bytes),
+            Buffered::Stream(_) => BodyFacts::none(),
+        };
+        if let Some(asked) = &asked {
+            let d = gate.decide_impersonation(&identity, &attrs, asked, conn.peer.ip());
+            if d.is_allowed() {
+                acting.user = asked.user_info();
+            } else {
+                decision = Some(d);
             }
         }
-        None => {}
+        if decision.is_none() {
+            let context = session.as_ref().map(|s| custos_policy::Session {
+                id: Some(s.id.clone()),
+                intent: s.intent.clone(),
+                ticket: s.ticket.clone(),
+            });
+            decision =
+                Some(gate.decide(&identity, &attrs, &facts, conn.peer.ip(), context.as_ref()));
+        }
     }
     // The profile policy chose for this caller and resource: what the response is masked with.
     let chosen = gw.masking.choose(decision.as_ref());
     if acting.user.username != identity.user.username {
         hint.exempt.push(acting.user.username.clone());
     }
+
+    // A review may be covered by a grant an earlier approval created (the agent's retry).
+    let review = decision.as_ref().filter(|d| d.outcome == Outcome::Review);
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let operation = approve::operation(&attrs, &uri);
+    let grant = match review {
+        Some(_) => gw
+            .approvals
+            .grant_for(&identity.user.username, &operation)
+            .await
+            .map_err(|e| GatewayError::ApprovalsUnavailable(e.to_string()))?,
+        None => None,
+    };
 
     // record: the request record (with the decision) is durable before anything reaches the
     // apiserver; no record, no forwarding (503). Denials are recorded the same way.
@@ -182,6 +211,7 @@ async fn pipeline(
         record.impersonated_user = Some(recorder::user_info(&acting));
     }
     record.custos.decision = decision.as_ref().map(decide::decision_record);
+    record.custos.session = session.as_ref().map(session::session_ref);
     // The request body as sent, masked strictly: records never hold a secret.
     if let Buffered::Read(bytes) = &buffered {
         if let Some((object, counts)) = mask::request_object(&gw.masking, &hint, bytes) {
@@ -189,20 +219,95 @@ async fn pipeline(
             record.custos.masked = counts.iter().map(|(k, n)| (k.to_owned(), n)).collect();
         }
     }
+    record.custos.grant = grant.as_ref().map(approve::grant_ref);
     gw.recorder.append(&record).await?;
-    let facts = RequestFacts { record };
+    let mut facts = RequestFacts { record };
 
-    // approve: a review is refused with the reason until held approvals land (issue 7).
+    // approve: a deny is refused with the policy's reason. A review not covered by a grant opens a
+    // review (stored and recorded first: fail closed) and holds the request until an approver
+    // decides or the policy's hold passes; approved, it goes on with the approval in its record.
     match decision.as_ref().map(|d| d.outcome) {
         Some(Outcome::Deny) => {
             return Err(GatewayError::Denied(
                 decision.map(|d| d.message()).unwrap_or_default(),
             ))
         }
-        Some(Outcome::Review) => {
-            return Err(GatewayError::ReviewRequired(
-                decision.map(|d| d.message()).unwrap_or_default(),
-            ))
+        Some(Outcome::Review) if grant.is_none() => {
+            let d = decision.as_ref().expect("a review outcome has a decision");
+            let requester = approve::person(&identity);
+            let mut r = gw.approvals.new_review(
+                audit_id,
+                requester,
+                session.as_ref().map(Session::info),
+                operation,
+                d,
+                facts.record.request_object.clone(),
+            );
+            // What the change would do: the apiserver's dry run and a diff against the live
+            // object, masked (never fails the request: a missing preview is a note).
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let body = match &buffered {
+                Buffered::Read(b) => Some(b),
+                Buffered::Stream(_) => None,
+            };
+            let p = crate::preview::preview(
+                gw,
+                &crate::preview::PreviewRequest {
+                    method: &parts.method,
+                    path_and_query: &uri,
+                    content_type,
+                    body,
+                    identity: &identity,
+                    attrs: &attrs,
+                    hint: &hint,
+                    audit_id,
+                },
+            )
+            .await;
+            r.preview = p.dry_run;
+            r.diff = match (p.diff, p.note) {
+                (Some(d), Some(n)) => Some(format!("# {n}\n{d}")),
+                (Some(d), None) => Some(d),
+                (None, Some(n)) => Some(format!("# {n}")),
+                (None, None) => None,
+            };
+            gw.approvals
+                .open(&gw.recorder, &r)
+                .await
+                .map_err(|e| GatewayError::ApprovalsUnavailable(e.to_string()))?;
+            let hold =
+                Duration::from_secs(d.review.as_ref().and_then(|r| r.hold_seconds).unwrap_or(0))
+                    .min(gw.approvals.settings.max_hold);
+            let held = gw
+                .approvals
+                .hold(&r.id, hold)
+                .await
+                .map_err(|e| GatewayError::ApprovalsUnavailable(e.to_string()))?;
+            match held {
+                approve::Held::Approved(r) => {
+                    facts.record.custos.approval = Some(approve::approval_ref(&r));
+                    gw.approvals.released(&r.id).await;
+                }
+                approve::Held::Denied(r) => {
+                    return Err(GatewayError::Denied(format!(
+                        "denied by {} (review {})",
+                        r.justification(),
+                        r.id
+                    )))
+                }
+                approve::Held::Pending(r) => {
+                    return Err(GatewayError::ReviewRequired(format!(
+                        "{} — review {} is waiting for a member of {}; follow it with `custos reviews show {}`; once approved, retry",
+                        d.message(),
+                        r.id,
+                        r.approvers.join(", "),
+                        r.id
+                    )))
+                }
+            }
         }
         _ => {}
     }
@@ -210,11 +315,12 @@ async fn pipeline(
 
     // forward: as the identity, via impersonation; upgrades are relayed with per-chunk taps. Accept is
     // narrowed to what the masker parses (JSON), compression is declined.
-    if !upgrade {
-        mask::negotiate(&mut parts.headers);
-    }
     let head = parts.method == http::Method::HEAD;
     let path = parts.uri.path().to_owned();
+    // The OpenAPI schemas are passed as they are (kubectl reads them as protobuf), see mask.rs.
+    if !upgrade && !mask::is_schema(&path) {
+        mask::negotiate(&mut parts.headers);
+    }
     let long_running = custos_kube::request::is_long_running(&attrs);
     let resp = match buffered {
         Buffered::Stream(incoming) if upgrade => {
@@ -259,16 +365,23 @@ async fn pipeline(
     Ok(gw.recorder.on_response(facts, resp, summary))
 }
 
+/// The caller, and the agent session when it came with a Custos session token.
 async fn authenticate(
     gw: &Gateway,
     conn: &ConnInfo,
     req: &Request<Incoming>,
-) -> Result<Identity, GatewayError> {
+) -> Result<(Identity, Option<Session>), GatewayError> {
     let bearer = bearer_token(req.headers())?;
-    Ok(gw
-        .authenticator
-        .authenticate(bearer.as_deref(), conn.client_cert.as_deref())
-        .await?)
+    if let Some(token) = bearer.as_deref().filter(|t| session::is_session_token(t)) {
+        let (identity, s) = session::authenticate(gw, token).await?;
+        return Ok((identity, Some(s)));
+    }
+    Ok((
+        gw.authenticator
+            .authenticate(bearer.as_deref(), conn.client_cert.as_deref())
+            .await?,
+        None,
+    ))
 }
 
 /// The client's `Audit-ID` if it sent a sane one, else a fresh UUID.
@@ -325,6 +438,7 @@ fn refusal_reason(e: &GatewayError) -> &'static str {
         GatewayError::ImpersonationHeaders(_) => "impersonation",
         GatewayError::BodyRead(_) => "body_read",
         GatewayError::Unmaskable(_) => "unmaskable",
+        GatewayError::ApprovalsUnavailable(_) => "approvals_unavailable",
         GatewayError::CarriesMaskedValue { .. } => "masked_value",
         GatewayError::Internal(_) => "internal",
     }

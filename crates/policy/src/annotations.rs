@@ -9,6 +9,8 @@
 //! | `@hold("2m")` | review permit | how long the request waits for approval |
 //! | `@grant("30m")` | review permit | how long an approval covers the same access |
 //! | `@reason("...")` | any | why, shown to the caller and kept in the record |
+//! | `@threshold("2")` | review permit | distinct approvals needed (1–10; default 1) |
+//! | `@grant_scope("namespace")` | review permit | the grant covers the verb and resource in the namespace, any name (default `operation`: exactly the reviewed one) |
 //! | `@mask("profile")` | permit | the masking profile (configured under `masking.profiles`) for what it allows |
 //!
 //! Other annotations (`@doc`, `@owner`, ...) are kept in decisions and otherwise ignored.
@@ -104,8 +106,24 @@ pub(crate) fn review_spec(policy: &Policy) -> Result<Option<ReviewSpec>, Vec<Ann
             "a review policy needs @approvers(\"group, ...\") naming who may approve".into(),
         );
     }
+    if let Some(t) = policy.annotation("threshold") {
+        if !matches!(t.trim().parse::<u32>(), Ok(1..=10)) {
+            err(
+                "threshold",
+                format!("@threshold({t:?}) must be a number of approvers from 1 to 10"),
+            );
+        }
+    }
+    if let Some(g) = policy.annotation("grant_scope") {
+        if !matches!(g, "operation" | "namespace") {
+            err(
+                "grant_scope",
+                format!("@grant_scope({g:?}) must be \"operation\" or \"namespace\""),
+            );
+        }
+    }
     if !review {
-        for key in ["approvers", "hold", "grant"] {
+        for key in ["approvers", "hold", "grant", "threshold", "grant_scope"] {
             if policy.annotation(key).is_some() {
                 err(
                     key,

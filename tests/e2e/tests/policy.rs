@@ -38,7 +38,12 @@ fn example_policies_validate_and_their_tests_pass() -> Result<()> {
 #[test]
 fn agents_are_held_to_policy_through_kubectl() -> Result<()> {
     let tb = Testbed::load()?;
-    let gw = Custos::start(&tb, &["--policy", &examples()])?;
+    // Reviews are answered at once here (approvals.rs covers holding them).
+    let no_hold = root()
+        .join("tests/e2e/fixtures/no-hold.yaml")
+        .display()
+        .to_string();
+    let gw = Custos::start(&tb, &["--policy", &examples(), "--config", &no_hold])?;
     let dir = tempfile::tempdir()?;
     let reader = gw.kubeconfig(dir.path(), "reader", Some(&tb.token("agent-reader")?))?;
     let operator = gw.kubeconfig(dir.path(), "operator", Some(&tb.token("agent-operator")?))?;

@@ -163,3 +163,23 @@ fn the_subresource_guard_is_added_to_permits_only() {
     assert!(covers("s"), "it mentions subresource");
     assert!(covers("n"), "it names no resource");
 }
+
+#[test]
+fn threshold_grant_scope_and_mask_annotations_are_checked() {
+    let ok = compile(&[(
+        "r.cedar",
+        "@outcome(\"review\")\n@approvers(\"sre\")\n@threshold(\"2\")\n@grant_scope(\"namespace\")\npermit (principal, action, resource);\n@mask(\"deploy\")\npermit (principal, action, resource);\n",
+    )]);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    for (text, key) in [
+        ("@outcome(\"review\")\n@approvers(\"sre\")\n@threshold(\"0\")\npermit (principal, action, resource);\n", "@threshold"),
+        ("@outcome(\"review\")\n@approvers(\"sre\")\n@threshold(\"many\")\npermit (principal, action, resource);\n", "@threshold"),
+        ("@outcome(\"review\")\n@approvers(\"sre\")\n@grant_scope(\"cluster\")\npermit (principal, action, resource);\n", "@grant_scope"),
+        ("@threshold(\"2\")\npermit (principal, action, resource);\n", "@threshold without @outcome"),
+        ("@mask(\"Deploy Profile\")\npermit (principal, action, resource);\n", "@mask"),
+        ("@mask(\"deploy\")\nforbid (principal, action, resource);\n", "@mask on a forbid"),
+    ] {
+        let p = problems(&[("a.cedar", text)]);
+        assert!(p.len() == 1 && p[0].contains(key), "{text}: {p:?}");
+    }
+}
