@@ -58,9 +58,17 @@ fn review() -> Review {
 async fn behaves(store: &dyn ApprovalStore) {
     let mut r = review();
     store.insert_review(&r).await.expect("test step");
-    let got = store.review(&r.id).await.expect("test step").expect("test step");
+    let got = store
+        .review(&r.id)
+        .await
+        .expect("test step")
+        .expect("test step");
     assert_eq!(got, r);
-    assert!(store.review("rv-missing").await.expect("test step").is_none());
+    assert!(store
+        .review("rv-missing")
+        .await
+        .expect("test step")
+        .is_none());
     assert!(store
         .reviews(Some(State::Pending), 100)
         .await
@@ -81,14 +89,21 @@ async fn behaves(store: &dyn ApprovalStore) {
         !store.update_review(&stale).await.expect("test step"),
         "stale write must lose"
     );
-    let stored = store.review(&r.id).await.expect("test step").expect("test step");
+    let stored = store
+        .review(&r.id)
+        .await
+        .expect("test step")
+        .expect("test step");
     assert_eq!(stored.state, State::Approved);
     assert_eq!(stored.version, 1);
 
     // Grants: active filter, revoke by CAS.
     let g: Grant = stored.grant(new_id("gr-"), now()).expect("test step");
     store.insert_grant(&g).await.expect("test step");
-    let active = store.grants(Some("agent@x"), Some(now())).await.expect("test step");
+    let active = store
+        .grants(Some("agent@x"), Some(now()))
+        .await
+        .expect("test step");
     assert!(active.iter().any(|x| x.id == g.id));
     let mut revoked = g.clone();
     revoked.revoked = Some(Revocation {
@@ -97,13 +112,25 @@ async fn behaves(store: &dyn ApprovalStore) {
         reason: "done".into(),
     });
     assert!(store.update_grant(&revoked).await.expect("test step"));
-    assert!(!store.update_grant(&revoked).await.expect("test step"), "stale");
-    let active = store.grants(Some("agent@x"), Some(now())).await.expect("test step");
+    assert!(
+        !store.update_grant(&revoked).await.expect("test step"),
+        "stale"
+    );
+    let active = store
+        .grants(Some("agent@x"), Some(now()))
+        .await
+        .expect("test step");
     assert!(
         !active.iter().any(|x| x.id == g.id),
         "a revoked grant is not active"
     );
-    assert!(store.grant(&g.id).await.expect("test step").expect("test step").revoked.is_some());
+    assert!(store
+        .grant(&g.id)
+        .await
+        .expect("test step")
+        .expect("test step")
+        .revoked
+        .is_some());
 
     // Sessions by token digest.
     let s = Session {
@@ -119,16 +146,25 @@ async fn behaves(store: &dyn ApprovalStore) {
     };
     store.insert_session(&s).await.expect("test step");
     assert_eq!(
-        store.session_by_token(&s.token_sha256).await.expect("test step"),
+        store
+            .session_by_token(&s.token_sha256)
+            .await
+            .expect("test step"),
         Some(s.clone())
     );
-    assert!(store.session_by_token("00").await.expect("test step").is_none());
+    assert!(store
+        .session_by_token("00")
+        .await
+        .expect("test step")
+        .is_none());
 }
 
 #[tokio::test]
 async fn sqlite_store_keeps_reviews_grants_and_sessions() {
     let dir = tempfile::tempdir().expect("test step");
-    let store = SqliteApprovals::open_in(dir.path()).await.expect("test step");
+    let store = SqliteApprovals::open_in(dir.path())
+        .await
+        .expect("test step");
     behaves(&store).await;
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("approvals.db"))
@@ -141,7 +177,9 @@ async fn sqlite_store_keeps_reviews_grants_and_sessions() {
 #[tokio::test]
 async fn sqlite_waiters_wake_on_a_change() {
     let dir = tempfile::tempdir().expect("test step");
-    let store = SqliteApprovals::open_in(dir.path()).await.expect("test step");
+    let store = SqliteApprovals::open_in(dir.path())
+        .await
+        .expect("test step");
     let r = review();
     store.insert_review(&r).await.expect("test step");
     let waiter = {
@@ -212,7 +250,14 @@ async fn a_change_on_one_replica_wakes_a_waiter_on_another() {
         waited < Duration::from_millis(900),
         "woken by NOTIFY, not the 1 s re-read: {waited:?}"
     );
-    assert_eq!(b.review(&r.id).await.expect("test step").expect("test step").state, State::Denied);
+    assert_eq!(
+        b.review(&r.id)
+            .await
+            .expect("test step")
+            .expect("test step")
+            .state,
+        State::Denied
+    );
 }
 
 #[tokio::test]

@@ -359,7 +359,12 @@ mod tests {
             b"not json",
             b"",
         ] {
-            assert_eq!(reason(&Bytes::copy_from_slice(bad)).expect_err("the test expects an error").code, 400);
+            assert_eq!(
+                reason(&Bytes::copy_from_slice(bad))
+                    .expect_err("the test expects an error")
+                    .code,
+                400
+            );
         }
     }
 

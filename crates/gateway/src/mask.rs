@@ -742,13 +742,20 @@ mod tests {
                 SECRET.as_bytes()[20..].to_vec(),
             ],
         );
-        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.expect("test step");
+        let resp = response(&s, ctx(&chosen), resp, sum.clone())
+            .await
+            .expect("test step");
         let len: usize = resp.headers()[header::CONTENT_LENGTH]
             .to_str()
             .expect("test step")
             .parse()
             .expect("test step");
-        let body = resp.into_body().collect().await.expect("test step").to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("test step")
+            .to_bytes();
         assert_eq!(body.len(), len);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("test step");
         assert_eq!(v["data"]["p"], custos_mask::MARKER_BASE64);
@@ -774,7 +781,12 @@ mod tests {
             .await
             .expect("test step");
         assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
-        let body = resp.into_body().collect().await.expect("test step").to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("test step")
+            .to_bytes();
         assert!(!String::from_utf8_lossy(&body).contains("aHVudGVyMi1wbGFudGVk"));
     }
 
@@ -819,8 +831,15 @@ mod tests {
         };
         let sum = SharedSummary::default();
         let resp = upstream("application/octet-stream", vec![b"\x00\x01".to_vec()]);
-        let resp = response(&s, ctx(&chosen), resp, sum.clone()).await.expect("test step");
-        let body = resp.into_body().collect().await.expect("test step").to_bytes();
+        let resp = response(&s, ctx(&chosen), resp, sum.clone())
+            .await
+            .expect("test step");
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("test step")
+            .to_bytes();
         assert_eq!(&body[..], b"\x00\x01");
         assert!(sum
             .lock()
@@ -846,7 +865,9 @@ mod tests {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         let mut c = ctx(&chosen);
         c.streaming = true;
-        let resp = response(&s, c, up, SharedSummary::default()).await.expect("test step");
+        let resp = response(&s, c, up, SharedSummary::default())
+            .await
+            .expect("test step");
         let mut body = resp.into_body().into_data_stream();
         let line = b"key AKIAIOSFODNN7EXAMPLE seen\n";
         tx.send(line.to_vec()).await.expect("test step");

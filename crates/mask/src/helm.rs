@@ -154,12 +154,15 @@ mod tests {
 
     fn encode(release: &Value) -> String {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(release.to_string().as_bytes()).expect("test step");
+        enc.write_all(release.to_string().as_bytes())
+            .expect("test step");
         STANDARD.encode(STANDARD.encode(enc.finish().expect("test step")))
     }
 
     fn decode(s: &str) -> Value {
-        let gz = STANDARD.decode(STANDARD.decode(s).expect("test step")).expect("test step");
+        let gz = STANDARD
+            .decode(STANDARD.decode(s).expect("test step"))
+            .expect("test step");
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
             .read_to_end(&mut out)

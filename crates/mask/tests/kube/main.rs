@@ -111,12 +111,15 @@ fn watch_events_are_masked_and_emitted_one_by_one() {
     let e2 = json!({"type":"MODIFIED","object":secret("b", PLANTED)}).to_string();
     let mut m = JsonMasker::new(detector(), Profile::strict(), Hint::default(), 1 << 20);
     let mut out = Vec::new();
-    m.push(format!("{e1}\n").as_bytes(), &mut out).expect("test step");
-    m.push(&e2.as_bytes()[..e2.len() / 2], &mut out).expect("test step");
+    m.push(format!("{e1}\n").as_bytes(), &mut out)
+        .expect("test step");
+    m.push(&e2.as_bytes()[..e2.len() / 2], &mut out)
+        .expect("test step");
     let first: Value =
         serde_json::from_slice(&out).expect("the first event is out before the second completes");
     assert_eq!(first["object"]["data"]["password"], MARKER_BASE64);
-    m.push(&e2.as_bytes()[e2.len() / 2..], &mut out).expect("test step");
+    m.push(&e2.as_bytes()[e2.len() / 2..], &mut out)
+        .expect("test step");
     m.push(b"\n", &mut out).expect("test step");
     m.finish(&mut out).expect("test step");
     let text = String::from_utf8(out).expect("test step");
@@ -164,7 +167,10 @@ fn pod_env_with_a_secret_name_and_secret_flags_are_masked() {
             "--port=8080"
         ])
     );
-    assert!(!c["command"][2].as_str().expect("test step").contains("AKIA"));
+    assert!(!c["command"][2]
+        .as_str()
+        .expect("test step")
+        .contains("AKIA"));
     assert_eq!(
         c["image"], pod["spec"]["containers"][0]["image"],
         "image digests are not secrets"
@@ -223,7 +229,8 @@ fn token_request_token_is_masked() {
 fn helm_secret(values_pw: &str) -> Value {
     let release = json!({"name":"web","version":1,"config":{"password":values_pw},"manifest":"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n"});
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(release.to_string().as_bytes()).expect("test step");
+    gz.write_all(release.to_string().as_bytes())
+        .expect("test step");
     let inner = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("test step"));
     json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":"sh.helm.release.v1.web.v1","labels":{"owner":"helm"}},
         "data":{"release": b64(&inner)},"type":"helm.sh/release.v1"})
@@ -241,14 +248,16 @@ fn helm_releases_are_masked_whole_by_default_and_revealed_only_to_the_client_by_
     };
     let mut m = JsonMasker::new(detector(), deploy, Hint::default(), 1 << 20).with_record(1 << 20);
     let mut client = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut client).expect("test step");
+    m.push(s.to_string().as_bytes(), &mut client)
+        .expect("test step");
     m.finish(&mut client).expect("test step");
     let client: Value = serde_json::from_slice(&client).expect("test step");
     assert_eq!(
         client["data"]["release"], s["data"]["release"],
         "helm reads its release"
     );
-    let record: Value = serde_json::from_slice(&m.take_record().expect("test step")).expect("test step");
+    let record: Value =
+        serde_json::from_slice(&m.take_record().expect("test step")).expect("test step");
     assert_eq!(
         record["data"]["release"], MARKER_BASE64,
         "the record is masked strictly"
@@ -264,15 +273,20 @@ fn helm_release_inside_profile_keeps_the_release_decodable_without_the_values() 
     };
     let mut m = JsonMasker::new(detector(), inside, Hint::default(), 1 << 20);
     let mut out = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut out).expect("test step");
+    m.push(s.to_string().as_bytes(), &mut out)
+        .expect("test step");
     m.finish(&mut out).expect("test step");
     let v: Value = serde_json::from_slice(&out).expect("test step");
     let e = base64::engine::general_purpose::STANDARD;
     let gz = e
-        .decode(e.decode(v["data"]["release"].as_str().expect("test step")).expect("test step"))
+        .decode(
+            e.decode(v["data"]["release"].as_str().expect("test step"))
+                .expect("test step"),
+        )
         .expect("test step");
     let mut json = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).expect("test step");
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)
+        .expect("test step");
     assert!(!json.contains(PLANTED), "{json}");
     let rel: Value = serde_json::from_str(&json).expect("test step");
     assert_eq!(rel["name"], "web");
@@ -287,7 +301,8 @@ fn secrets_reveal_profile_shows_data_to_the_client_and_masks_the_record() {
     let s = secret("db", PLANTED);
     let mut m = JsonMasker::new(detector(), p, Hint::default(), 1 << 20).with_record(1 << 20);
     let mut out = Vec::new();
-    m.push(s.to_string().as_bytes(), &mut out).expect("test step");
+    m.push(s.to_string().as_bytes(), &mut out)
+        .expect("test step");
     m.finish(&mut out).expect("test step");
     assert!(String::from_utf8_lossy(&out).contains(&b64(PLANTED)));
     let rec = String::from_utf8(m.take_record().expect("test step")).expect("test step");
@@ -300,7 +315,8 @@ fn the_record_copy_is_dropped_beyond_its_cap() {
     let mut m =
         JsonMasker::new(detector(), Profile::strict(), Hint::default(), 1 << 20).with_record(1024);
     let mut out = Vec::new();
-    m.push(list.to_string().as_bytes(), &mut out).expect("test step");
+    m.push(list.to_string().as_bytes(), &mut out)
+        .expect("test step");
     m.finish(&mut out).expect("test step");
     assert!(m.take_record().is_none());
     assert!(serde_json::from_slice::<Value>(&out).is_ok());
