@@ -16,7 +16,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use custos_audit::record::MicroTime;
 
 use crate::model::{Grant, Review, Session, State};
-use crate::store::{wait_for, ApprovalError, ApprovalStore};
+use crate::store::{doc, micros, parse, wait_for, ApprovalError, ApprovalStore};
 
 const CHANNEL: &str = "custos_approvals";
 
@@ -55,26 +55,6 @@ impl Drop for PgApprovals {
 
 fn err(context: &'static str) -> impl Fn(tokio_postgres::Error) -> ApprovalError {
     move |e| ApprovalError::unavailable(context, e)
-}
-
-fn parse<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    id: &str,
-    doc: &str,
-) -> Result<T, ApprovalError> {
-    serde_json::from_str(doc).map_err(|e| ApprovalError::Corrupt {
-        what,
-        id: id.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-fn doc<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("approval documents serialize")
-}
-
-fn micros(t: MicroTime) -> i64 {
-    t.unix_micros() as i64
 }
 
 fn check_schema(schema: &str) -> Result<(), ApprovalError> {

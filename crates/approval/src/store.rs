@@ -111,3 +111,26 @@ pub(crate) async fn wait_for(
     };
     let _ = tokio::time::timeout_at(limit, wait).await;
 }
+
+/// A stored document read back; a damaged or newer one is [`ApprovalError::Corrupt`].
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    doc: &str,
+) -> Result<T, ApprovalError> {
+    serde_json::from_str(doc).map_err(|e| ApprovalError::Corrupt {
+        what,
+        id: id.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A document as stored (the model types always serialize).
+pub(crate) fn doc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("approval documents serialize")
+}
+
+/// A time as stored: Unix microseconds.
+pub(crate) fn micros(t: MicroTime) -> i64 {
+    t.unix_micros() as i64
+}
