@@ -155,3 +155,81 @@ fn login_then_kubectl_uses_the_exec_plugin_and_refreshes_silently() -> Result<()
     ensure!(text.contains("- token"), "exec plugin args: {text}");
     Ok(())
 }
+
+#[test]
+fn login_with_an_intent_opens_an_agent_session_that_kubectl_uses_until_it_ends() -> Result<()> {
+    let tb = Testbed::load()?;
+    let gw = Custos::start(&tb, &[])?;
+    let dir = tempfile::tempdir()?;
+    let kc = dir.path().join("config");
+    let cache_home = dir.path().join("cache");
+    let mut login = Streaming::spawn({
+        let mut c = Command::new(custos_bin()?);
+        c.arg("login")
+            .args(["--server", &gw.url])
+            .arg("--ca")
+            .arg(&gw.ca)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args([
+                "--issuer",
+                tb.var("TESTBED_OIDC_ISSUER")?,
+                "--client-id",
+                tb.var("TESTBED_OIDC_CLIENT_ID")?,
+            ])
+            .args(["--oidc-ca-file", tb.var("TESTBED_CA")?])
+            .args(["--auth-param", "connector_id=local"])
+            .args([
+                "--intent",
+                "check the payments rollout",
+                "--ticket",
+                "CHG-77",
+                "--ttl",
+                "10m",
+            ])
+            .env("XDG_CACHE_HOME", &cache_home);
+        c
+    })?;
+    let line = login.wait_for("/auth?", Duration::from_secs(20))?;
+    browser(&tb, line.trim(), "oncall@custos.test")?;
+    let opened = login.wait_for("custos: session ss-", Duration::from_secs(20))?;
+    ensure!(
+        opened.contains("check the payments rollout") && opened.contains("CHG-77"),
+        "{opened}"
+    );
+
+    // The context's credential is the session token, from a private file; kubectl uses it.
+    let file = cache_home.join("custos/tokens/sessions/custos.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file)?.permissions());
+    ensure!(mode & 0o077 == 0, "session file mode {mode:o}");
+    let text = std::fs::read_to_string(&kc)?;
+    ensure!(text.contains("session-token"), "kubeconfig exec: {text}");
+    let run = |args: &[&str]| -> Result<std::process::Output> {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(&kc)
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache_home);
+        custos_e2e::output_within(c, Duration::from_secs(60))
+    };
+    let who = custos_e2e::ok(run(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ])?)?;
+    ensure!(who == "oncall@custos.test", "whoami in the session: {who}");
+
+    // An ended session is refused with what to do, before anything reaches the gateway.
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+    s["expires"] = "2020-01-01T00:00:00.000000Z".into();
+    std::fs::write(&file, serde_json::to_vec(&s)?)?;
+    let ended = run(&["auth", "whoami"])?;
+    ensure!(!ended.status.success(), "an ended session still worked");
+    ensure!(
+        String::from_utf8_lossy(&ended.stderr).contains("custos login --intent"),
+        "ended session: {}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    Ok(())
+}
