@@ -450,7 +450,7 @@ fn masking_settings(
                 .with_context(|| format!("masking.rulesFile: cannot read {}", path.display()))?;
             let extra = custos_mask::Rule::parse_file(&path.display().to_string(), &text)
                 .context("masking.rulesFile")?;
-            let d = custos_gateway::mask::detector_with(extra).context("masking.rulesFile")?;
+            let d = custos_mask::Detector::with_extra(extra).context("masking.rulesFile")?;
             // One detector per process, shared by every request and stream for its lifetime.
             &*Box::leak(Box::new(d))
         }

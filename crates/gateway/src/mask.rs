@@ -52,64 +52,6 @@ pub fn builtin_detector() -> Result<&'static Detector, RuleError> {
     Ok(BUILTIN.get_or_init(|| d))
 }
 
-/// The built-in detectors plus `extra` rules: ids must be new, and each extra rule's own examples
-/// must hold (a rule that misses its `mustMatch` example is refused, naming both).
-pub fn detector_with(extra: Vec<custos_mask::Rule>) -> Result<Detector, MaskRulesError> {
-    let mut rules = custos_mask::Rule::builtin()?;
-    for r in &extra {
-        if rules.iter().any(|b| b.id == r.id) {
-            return Err(MaskRulesError::Duplicate(r.id.clone()));
-        }
-    }
-    let checks: Vec<custos_mask::Rule> = extra.clone();
-    rules.extend(extra);
-    let detector = Detector::new(rules)?;
-    let alone = Detector::new(checks.clone())?;
-    for r in &checks {
-        for ex in &r.examples.must_match {
-            if alone.scan(ex.as_bytes()).is_empty() {
-                return Err(MaskRulesError::Example {
-                    rule: r.id.clone(),
-                    example: ex.clone(),
-                    should: "match",
-                });
-            }
-        }
-        for ex in &r.examples.must_not_match {
-            let hits = alone.scan(ex.as_bytes());
-            if hits.iter().any(|f| alone.rules()[f.rule].id == r.id) {
-                return Err(MaskRulesError::Example {
-                    rule: r.id.clone(),
-                    example: ex.clone(),
-                    should: "not match",
-                });
-            }
-        }
-    }
-    Ok(detector)
-}
-
-/// Why the operator's detector rules were refused.
-#[derive(Debug, thiserror::Error)]
-pub enum MaskRulesError {
-    /// A rule does not parse or compile.
-    #[error(transparent)]
-    Rule(#[from] RuleError),
-    /// A rule reuses a built-in id.
-    #[error("rule id {0:?} is already a built-in rule")]
-    Duplicate(String),
-    /// A rule's own example fails.
-    #[error("rule {rule}: example {example:?} should {should} but does not")]
-    Example {
-        /// The rule id.
-        rule: String,
-        /// The example.
-        example: String,
-        /// `match` or `not match`.
-        should: &'static str,
-    },
-}
-
 impl MaskSettings {
     /// Settings with `detector` and defaults: no named profiles, 64 MiB per object, 1 MiB of masked
     /// body per record, 25 ms idle flush.
