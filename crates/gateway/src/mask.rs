@@ -444,7 +444,8 @@ impl MaskedBody {
     fn idle_flush(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Engine::Text(m) = &mut self.engine {
-            m.flush(&mut out);
+            // A held partial secret leaves masked; what was emitted stays context for the next bytes.
+            m.flush_idle(&mut out);
         }
         self.dirty = false;
         out

@@ -7,6 +7,8 @@
 //! one regex pass over every byte. A lazy DFA over every byte is latency-bound (about 650 MiB/s here);
 //! the first two run at several GiB/s, which is what keeps text masking above 500 MiB/s.
 
+use std::sync::{Mutex, PoisonError};
+
 use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex_automata::hybrid;
@@ -83,6 +85,9 @@ pub struct Detector {
     everywhere_re: Option<Regex>,
     /// Every rule's regex, pattern id = rule index, for idle-flush viability of partial candidates.
     partial: hybrid::dfa::DFA,
+    /// Its caches, lent to one idle flush at a time: warm across streams, and as many as flushes
+    /// that ran at once (at most [`PARTIAL_CACHES`] kept).
+    partial_caches: Mutex<Vec<hybrid::dfa::Cache>>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -239,6 +244,7 @@ impl Detector {
             everywhere,
             everywhere_re,
             partial,
+            partial_caches: Mutex::new(Vec::new()),
         })
     }
 
@@ -470,6 +476,8 @@ const PARTIAL_DIGITS: usize = 6;
 const PARTIAL_BUDGET: usize = 1 << 19;
 /// How far back from the end a partial candidate may start (the stream masker's hold-back bound).
 const PARTIAL_REACH: usize = crate::text::MAX_HOLD;
+/// Idle-flush DFA caches a detector keeps for reuse.
+const PARTIAL_CACHES: usize = 16;
 
 /// Evidence for a partial candidate of a rule without a strong keyword, starting at `p` with its
 /// secret at `q` (see [`PARTIAL_DIGITS`]).
@@ -485,9 +493,25 @@ fn weak_evidence(text: &[u8], q: usize, keywords: Option<&[(usize, usize)]>, p: 
     }
 }
 
-/// Scratch space for [`Detector::partial_from`], owned by one stream masker.
-#[derive(Debug)]
-pub(crate) struct PartialCache(hybrid::dfa::Cache);
+/// What [`Detector::partial_from`] found at the end of a text.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Partial {
+    /// Mask from here to the end: a viable candidate with evidence (its secret part).
+    pub mask_from: Option<usize>,
+    /// The earliest start of any viable candidate, evidence or not: the context a stream must keep
+    /// for what follows (`password: ` is kept, `ls -la` is not).
+    pub viable_from: Option<usize>,
+}
+
+impl Partial {
+    /// The search gave up: mask everything and keep everything (fail closed).
+    fn everything() -> Self {
+        Self {
+            mask_from: Some(0),
+            viable_from: Some(0),
+        }
+    }
+}
 
 enum Alive {
     Yes,
@@ -514,14 +538,10 @@ impl Detector {
             })
     }
 
-    pub(crate) fn partial_cache(&self) -> PartialCache {
-        PartialCache(self.partial.create_cache())
-    }
-
-    /// Where masking must start so that no viable *partial* candidate at the end of `text` is shown:
-    /// the earliest secret start over every rule, or `None`. A partial candidate starts within a
-    /// rule's reach of the end, its rule's DFA (anchored there) is still alive after the last byte,
-    /// and it has evidence:
+    /// Partial candidates at the end of `text`: where masking must start so that none is shown (the
+    /// earliest secret start over every rule), and where the earliest viable one starts. A partial
+    /// candidate starts within a rule's reach of the end, its rule's DFA (anchored there) is still
+    /// alive after the last byte, and, to be masked, it has evidence:
     ///
     /// - a rule with a keyword of three bytes or more needs one of its keywords in the candidate
     ///   (`AKIAIOSF`, `password=hun`; `pass` alone or `ls -la` is nothing);
@@ -533,12 +553,33 @@ impl Detector {
     /// What is masked is the candidate's secret part: after the regex text before the `secret` group
     /// (`password=` stays visible), or all of it for a rule without one. Validators cannot judge an
     /// incomplete candidate and are not run. If the search spends its step budget, it answers the
-    /// start of `text` (mask everything held).
-    pub(crate) fn partial_from(&self, text: &[u8], cache: &mut PartialCache) -> Option<usize> {
+    /// start of `text` for both (mask and keep everything held).
+    pub(crate) fn partial_from(&self, text: &[u8]) -> Partial {
+        let lend = || {
+            self.partial_caches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+        };
+        let mut cache = lend().unwrap_or_else(|| self.partial.create_cache());
+        let found = self.partial_in(text, &mut cache);
+        let mut pool = self
+            .partial_caches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < PARTIAL_CACHES {
+            pool.push(cache);
+        }
+        found
+    }
+
+    fn partial_in(&self, text: &[u8], cache: &mut hybrid::dfa::Cache) -> Partial {
         let len = text.len();
         let reach = |r: usize| len - self.compiled[r].max_len.min(PARTIAL_REACH).min(len);
+        let Some(tail) = (0..self.rules.len()).map(reach).min() else {
+            return Partial::default();
+        };
         // Keyword occurrences near the end, per rule, in order.
-        let tail = (0..self.rules.len()).map(reach).min()?;
         let mut occ: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
         for k in self.keywords.find_overlapping_iter(&text[tail..]) {
             for &r in &self.keyword_rules[k.pattern().as_usize()] {
@@ -546,21 +587,37 @@ impl Detector {
             }
         }
         occ.iter_mut().for_each(|o| o.sort_unstable());
+        // Digits from each position of the tail to the end.
+        let mut digits_after = vec![0usize; len - tail + 1];
+        for i in (tail..len).rev() {
+            digits_after[i - tail] =
+                digits_after[i - tail + 1] + usize::from(text[i].is_ascii_digit());
+        }
         let mut budget = PARTIAL_BUDGET;
-        let mut best: Option<usize> = None;
+        let mut found = Partial::default();
         for (r, c) in self.compiled.iter().enumerate() {
+            // Evidence: a keyword at or after the candidate's start, or (a rule without keywords)
+            // six digits within reach.
+            let has_keywords = !self.rules[r].keywords.is_empty();
             let last_kw = occ[r].last().map(|o| o.0);
-            if c.strong && last_kw.is_none() {
-                continue;
-            }
+            let digits = digits_after[reach(r) - tail];
+            let may_mask = |p: usize| match last_kw {
+                Some(k) => k >= p,
+                None => !has_keywords && digits >= PARTIAL_DIGITS,
+            };
             for p in reach(r)..len {
-                if best.is_some_and(|b| b <= p) || (c.strong && last_kw.is_some_and(|k| k < p)) {
+                let more_viable = found.viable_from.is_none_or(|v| p < v);
+                if !more_viable && (!may_mask(p) || found.mask_from.is_some_and(|b| b <= p)) {
                     break;
                 }
                 match self.alive(r, text, p, cache, &mut budget) {
                     Alive::No => continue,
-                    Alive::Unknown => return Some(0),
+                    Alive::Unknown => return Partial::everything(),
                     Alive::Yes => {}
+                }
+                found.viable_from = Some(found.viable_from.map_or(p, |v| v.min(p)));
+                if !may_mask(p) {
+                    continue;
                 }
                 let q = match (c.secret, &c.prefix) {
                     (Some(_), Some(pre)) => {
@@ -572,28 +629,27 @@ impl Detector {
                     }
                     _ => p,
                 };
-                let keywords = (!self.rules[r].keywords.is_empty()).then_some(&occ[r][..]);
+                let keywords = has_keywords.then_some(&occ[r][..]);
                 if q < len && (c.strong || weak_evidence(text, q, keywords, p)) {
-                    best = Some(best.map_or(q, |b| b.min(q)));
+                    found.mask_from = Some(found.mask_from.map_or(q, |b| b.min(q)));
                 }
             }
         }
-        best
+        found
     }
 
-    /// Whether rule `r`, anchored at `p`, can still match once more bytes follow `text`. A state that
-    /// only remembers a match already ended (every next byte is dead) does not count: that match is
-    /// complete and the ordinary scan has seen it.
+    /// Whether rule `r`, anchored at `p`, can still match once more bytes follow `text`. A candidate
+    /// already complete at the end does not count (the ordinary scan has seen it), even though the
+    /// DFA, reporting matches a byte late, has a live-looking next state for it.
     fn alive(
         &self,
         r: usize,
         text: &[u8],
         p: usize,
-        cache: &mut PartialCache,
+        cache: &mut hybrid::dfa::Cache,
         budget: &mut usize,
     ) -> Alive {
         let dfa = &self.partial;
-        let cache = &mut cache.0;
         let Ok(pid) = PatternID::new(r) else {
             return Alive::Unknown;
         };
@@ -615,11 +671,42 @@ impl Detector {
                 Err(_) => return Alive::Unknown,
             }
         }
-        for unit in dfa.byte_classes().representatives(0..=255) {
-            let Some(b) = unit.as_u8() else { continue };
-            match dfa.next_state(cache, sid, b) {
-                Ok(next) if next.is_dead() => {}
-                Ok(_) | Err(_) => return Alive::Yes,
+        // The DFA reports a match one byte late, so a next state flagged as a match may hold nothing
+        // but that report (the candidate is complete): it counts only if something can follow it.
+        let mut reports: Vec<hybrid::LazyStateID> = Vec::new();
+        for b in dfa
+            .byte_classes()
+            .representatives(0..=255)
+            .filter_map(|u| u.as_u8())
+        {
+            let Ok(next) = dfa.next_state(cache, sid, b) else {
+                return Alive::Unknown;
+            };
+            if next.is_dead() {
+                continue;
+            }
+            if !next.is_match() {
+                return Alive::Yes;
+            }
+            if reports.contains(&next) {
+                continue;
+            }
+            reports.push(next);
+            match dfa.next_eoi_state(cache, next) {
+                Ok(eoi) if eoi.is_match() => return Alive::Yes,
+                Ok(_) => {}
+                Err(_) => return Alive::Unknown,
+            }
+            for c in dfa
+                .byte_classes()
+                .representatives(0..=255)
+                .filter_map(|u| u.as_u8())
+            {
+                match dfa.next_state(cache, next, c) {
+                    Ok(after) if after.is_dead() => {}
+                    Ok(_) => return Alive::Yes,
+                    Err(_) => return Alive::Unknown,
+                }
             }
         }
         Alive::No

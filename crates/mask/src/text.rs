@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::ansi::AnsiView;
-use crate::detector::{Detector, PartialCache};
+use crate::detector::Detector;
 
 /// The byte that replaces masked bytes.
 pub const MASK_BYTE: u8 = b'*';
@@ -189,8 +189,6 @@ pub struct TextMasker<'d> {
     /// Per rule, the stream offset of the last counted match (a match found again counts once).
     counted: Vec<Option<u64>>,
     counts: MaskCounts,
-    /// DFA scratch for partial candidates, made on the first idle flush.
-    partial: Option<PartialCache>,
 }
 
 impl<'d> TextMasker<'d> {
@@ -207,7 +205,6 @@ impl<'d> TextMasker<'d> {
             decided: 0,
             counted: vec![None; detector.rules().len()],
             counts: MaskCounts::default(),
-            partial: None,
         }
     }
 
@@ -305,16 +302,18 @@ impl<'d> TextMasker<'d> {
                 self.emit_to(open_at, out);
                 continue;
             }
-            if round == Round::Idle {
-                self.mask_partial();
-            }
+            // After an idle flush, keep as context only what a candidate still viable at the end
+            // needs (bounded by the hold-back), so the next flush rescans tens of bytes, not KiB.
+            let keep = match round {
+                Round::Idle => self.mask_partial(),
+                Round::Chunk => LOOKBEHIND,
+                Round::End => self.hold,
+            };
             self.emit_to(cut, out);
             if round == Round::Chunk {
                 self.decided = self.decided.max(self.at(cut));
-                self.trim(LOOKBEHIND);
-            } else {
-                self.trim(self.hold);
             }
+            self.trim(keep.clamp(LOOKBEHIND, self.hold));
             return;
         }
     }
@@ -376,28 +375,31 @@ impl<'d> TextMasker<'d> {
 
     /// Idle flush: marks a viable partial candidate at the end of the buffer (see `flush_idle`), in
     /// the text without escapes and in the raw bytes (an unterminated OSC string may hide a
-    /// candidate's start from the view), sparing the escapes either way.
-    fn mask_partial(&mut self) {
-        if self.buf.len() == self.lb {
-            return;
-        }
+    /// candidate's start from the view), sparing the escapes either way. Returns how many bytes of
+    /// context the earliest viable candidate needs.
+    fn mask_partial(&mut self) -> usize {
+        let len = self.buf.len();
         let detector = self.detector;
-        let cache = self.partial.get_or_insert_with(|| detector.partial_cache());
         let view = AnsiView::new(&self.buf);
-        let mut marks = Vec::new();
-        if let Some(q) = detector.partial_from(&self.buf, cache) {
-            marks = match &view {
-                Some(v) => v.maskable(q, self.buf.len()),
-                None => vec![(q, self.buf.len())],
-            };
-        }
+        let raw = detector.partial_from(&self.buf);
+        let mut marks = match (raw.mask_from, &view) {
+            (Some(q), Some(v)) => v.maskable(q, len),
+            (Some(q), None) => vec![(q, len)],
+            (None, _) => Vec::new(),
+        };
+        let mut viable = raw.viable_from;
         if let Some(v) = &view {
-            if let Some(q) = detector.partial_from(&v.text, cache) {
+            let seen = detector.partial_from(&v.text);
+            if let Some(q) = seen.mask_from {
                 marks.extend(view_ranges(v, q, v.text.len()));
+            }
+            if let Some(p) = seen.viable_from.map(|p| v.orig(p, len)) {
+                viable = Some(viable.map_or(p, |o| o.min(p)));
             }
         }
         for (s, e) in marks {
             self.mark(s, e);
         }
+        viable.map_or(0, |p| len - p)
     }
 }

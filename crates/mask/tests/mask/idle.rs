@@ -170,15 +170,15 @@ fn an_idle_flush_in_a_coloured_prompt_keeps_escapes_and_masks_the_partial() {
 
 #[test]
 fn a_pathological_rule_fails_closed_on_idle() {
-    // Every lowercase run is a partial candidate from every start: the search runs out of budget and
-    // masks everything held rather than guess.
+    // Every run of letters and digits is a partial candidate from every start: the search runs out
+    // of budget and masks everything held rather than guess.
     let rules = Rule::parse_file(
         "slow.yaml",
-        "- id: slow\n  description: slow\n  regex: '[a-z]{1,4000}Q'\n  max_len: 4001\n",
+        "- id: slow\n  description: slow\n  regex: '[a-z0-9]{1,4000}Q'\n  max_len: 4001\n",
     )
     .expect("parses");
     let d = Detector::new(rules).expect("compiles");
-    let held = "a".repeat(3000);
+    let held = "a1".repeat(1500);
     let mut m = TextMasker::new(&d);
     let mut out = Vec::new();
     m.push(held.as_bytes(), &mut out);
@@ -192,5 +192,33 @@ fn a_partial_inside_an_unterminated_osc_string_is_masked() {
     assert_eq!(
         idle_once("\x1b]0;deploy AKIAIOSFOD"),
         "\x1b]0;deploy **********"
+    );
+}
+
+#[test]
+fn a_long_candidate_typed_byte_by_byte_keeps_its_context() {
+    // Each idle flush keeps only the context a still-viable candidate needs: here the whole JWT so
+    // far, far more than the minimum, so every byte after `eyJ` stays masked.
+    let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpib3QifQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
+    let line = format!("ls -la; curl -H 'Authorization: Bearer {jwt}' x\r\n");
+    let steps: Vec<Result<&str, ()>> = (0..line.len())
+        .flat_map(|i| [Ok(&line[i..=i]), Err(())])
+        .collect();
+    let (out, m) = run(detector(), &steps);
+    let shown = "ls -la; curl -H 'Authorization: Bearer ey";
+    assert_eq!(out, format!("{shown}{}' x\r\n", "*".repeat(jwt.len() - 2)));
+    assert_eq!(m.counts().get("jwt"), 1);
+}
+
+#[test]
+fn a_complete_match_is_not_taken_for_a_partial() {
+    // Complete at the end of what is held: the secret is masked, the `@` after it is not.
+    assert_eq!(
+        idle_once("url mongodb+srv://admin:hunter2hunter2@"),
+        "url mongodb+srv://admin:**************@"
+    );
+    assert_eq!(
+        idle_once("key AKIAIOSFODNN7EXAMPLE "),
+        "key ******************** "
     );
 }
