@@ -282,6 +282,14 @@ impl Detector {
         self.compiled.iter().map(|c| c.max_len).max().unwrap_or(0)
     }
 
+    /// Whether anything in `hay` is a candidate for some rule (a keyword, a shape, or the start of a
+    /// keyword-less rule's match). When not, no rule can match in `hay` nor in any substring of it:
+    /// callers that scan many small pieces of one text (the strings of a JSON object) may check the
+    /// whole text once instead.
+    pub fn has_candidate(&self, hay: &[u8]) -> bool {
+        self.windows(hay).iter().any(|w| !w.is_empty())
+    }
+
     /// Finds every secret in `hay`: sorted by start, overlapping findings merged (the earlier rule wins).
     pub fn scan(&self, hay: &[u8]) -> Vec<Finding> {
         merge(self.hits(hay))

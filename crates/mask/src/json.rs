@@ -509,7 +509,8 @@ impl<'d> JsonMasker<'d> {
         if self.frame_kind.is_none() {
             self.frame_kind = frame.get("kind").and_then(Value::as_str).map(str::to_owned);
         }
-        let unit = self.mask_unit(frame, |m, v| m.members_except(v, &[]))?;
+        let scan = self.needs_scan(&self.members);
+        let unit = self.mask_unit(frame, scan, |m, v| m.members_except(v, &[]))?;
         self.write_members(unit, out);
         self.streaming = Some(if &self.key[..] == b"\"rows\"" {
             Streamed::Rows
@@ -572,15 +573,16 @@ impl<'d> JsonMasker<'d> {
 
     fn end_object(&mut self, out: &mut Vec<u8>) -> Result<(), JsonMaskError> {
         let frame = self.frame_value()?;
+        let scan = self.needs_scan(&self.members);
         if self.opened {
             if self.member_count > 0 {
-                let unit = self.mask_unit(frame, |m, v| m.members_except(v, &[]))?;
+                let unit = self.mask_unit(frame, scan, |m, v| m.members_except(v, &[]))?;
                 self.write_members(unit, out);
             }
             self.write_both(b"}", None, out);
         } else {
             let hint = self.hint.clone();
-            let unit = self.mask_unit(frame, |m, v| m.document(v, &hint))?;
+            let unit = self.mask_unit(frame, scan, |m, v| m.document(v, &hint))?;
             self.write_both(&unit.client, unit.record.as_deref(), out);
         }
         self.members.clear();
@@ -600,9 +602,10 @@ impl<'d> JsonMasker<'d> {
             },
             _ => self.hint.clone(),
         };
+        let scan = self.needs_scan(&self.elem);
         let unit = match self.streaming {
-            Some(Streamed::Rows) => self.mask_unit(v, |m, v| m.row(v, &hint))?,
-            _ => self.mask_unit(v, |m, v| m.object(v, &hint))?,
+            Some(Streamed::Rows) => self.mask_unit(v, scan, |m, v| m.row(v, &hint))?,
+            _ => self.mask_unit(v, scan, |m, v| m.object(v, &hint))?,
         };
         if self.elem_count > 0 {
             self.write_both(b",", None, out);
@@ -617,7 +620,8 @@ impl<'d> JsonMasker<'d> {
         let v: Value = serde_json::from_slice(&self.elem)
             .map_err(|e| JsonMaskError::Malformed(e.to_string()))?;
         let hint = self.hint.clone();
-        let unit = self.mask_unit(v, |m, v| m.document(v, &hint))?;
+        let scan = self.needs_scan(&self.elem);
+        let unit = self.mask_unit(v, scan, |m, v| m.document(v, &hint))?;
         self.write_both(&unit.client, unit.record.as_deref(), out);
         self.elem.clear();
         Ok(())
@@ -628,6 +632,7 @@ impl<'d> JsonMasker<'d> {
     fn mask_unit(
         &mut self,
         mut v: Value,
+        scan: bool,
         f: impl Fn(&mut Masking<'_>, &mut Value),
     ) -> Result<Unit, JsonMaskError> {
         let record = match (&self.strict, &self.record) {
@@ -635,7 +640,7 @@ impl<'d> JsonMasker<'d> {
                 let mut copy = v.clone();
                 let mut scratch = MaskCounts::default();
                 f(
-                    &mut Masking::new(self.detector, strict, &mut scratch, true)
+                    &mut Masking::new(self.detector, strict, &mut scratch, scan)
                         .exempting(&self.hint.exempt),
                     &mut copy,
                 );
@@ -644,7 +649,7 @@ impl<'d> JsonMasker<'d> {
             _ => None,
         };
         f(
-            &mut Masking::new(self.detector, &self.profile, &mut self.counts, true)
+            &mut Masking::new(self.detector, &self.profile, &mut self.counts, scan)
                 .exempting(&self.hint.exempt),
             &mut v,
         );
@@ -652,6 +657,13 @@ impl<'d> JsonMasker<'d> {
             client: serialize(&v)?,
             record,
         })
+    }
+
+    /// Whether the strings of a unit need the detectors: only if its raw text holds a candidate. A
+    /// JSON `\u` escape could hide one (the apiserver writes them for `<`, `>`, `&` and controls),
+    /// so a unit with any escape of that kind is always scanned string by string.
+    fn needs_scan(&self, raw: &[u8]) -> bool {
+        memchr::memmem::find(raw, b"\\u").is_some() || self.detector.has_candidate(raw)
     }
 
     fn write_both(&mut self, client: &[u8], record: Option<&[u8]>, out: &mut Vec<u8>) {

@@ -399,3 +399,25 @@ fn one_object_over_the_bound_is_refused_but_a_long_list_of_small_ones_streams() 
     m.finish(&mut out).expect("test step");
     assert!(total > 5_000_000);
 }
+
+#[test]
+fn secrets_behind_json_escapes_are_still_found() {
+    // `\u0041` is `A`: the raw text holds no keyword, the decoded string does.
+    let escaped = br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c"},"data":{"k":"id=\u0041KIAIOSFODNN7EXAMPLE","l":"x\npassword=Xk9#mQ2vL7pR\n"}}"#;
+    let out = mask_chunked(escaped, 5, Hint::default()).expect("masked");
+    let v: Value = serde_json::from_slice(&out).expect("json");
+    assert!(!v["data"]["k"].as_str().expect("k").contains("AKIA"), "{v}");
+    assert!(
+        !v["data"]["l"].as_str().expect("l").contains("Xk9#mQ2vL7pR"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_list_with_nothing_to_find_passes_unchanged_in_content() {
+    let list = json!({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"1"},
+        "items":[{"metadata":{"name":"a","uid":"0b8f6a4e-7d2c-4f59-9a51-3c2f0f0f9e11"},"data":{"x":"hello world","y":"eu-west-1"}}]});
+    let out = mask(&list, Hint::default());
+    assert_eq!(out["items"][0]["data"], list["items"][0]["data"]);
+    assert_eq!(out["items"][0]["metadata"], list["items"][0]["metadata"]);
+}
