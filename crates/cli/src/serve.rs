@@ -127,7 +127,11 @@ pub async fn run(cfg: Config) -> Result<()> {
                 .context("approvals (PostgreSQL)")?,
         )
     };
-    let recorder = Recorder::new(appender, gateway_id);
+    // Exec/attach recordings beside the log (fail closed: a gateway that cannot write them refuses
+    // exec and attach).
+    let recordings = custos_gateway::recording::Recordings::open_in(&cfg.data_dir)
+        .context("recordings directory")?;
+    let recorder = Recorder::new(appender, gateway_id).with_recordings(recordings);
     let notify: Option<Arc<dyn custos_gateway::approve::Notify>> = if cfg
         .approvals
         .webhooks

@@ -4,6 +4,7 @@
 //! body streams down frame by frame, so watches and chunked lists flow with no added delay.
 
 use std::error::Error as _;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode, Version};
@@ -11,6 +12,7 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use custos_audit::record::Record;
 use custos_authn::Identity;
 use custos_kube::impersonation::set_impersonation_headers;
 use custos_stream::spdy::Streams;
@@ -18,8 +20,10 @@ use custos_stream::{wire, MaskingTap, UpstreamObserver, Wire};
 
 use crate::credentials::strip_websocket_token;
 use crate::error::GatewayError;
+use crate::port_forward::{PortForwardWire, PortForwards};
 use crate::relay::{relay, PassThrough, Tap};
 use crate::sanitize::{strip_for_upstream, strip_response};
+use crate::stream_record::StreamRecording;
 use crate::upstream::UpstreamBody;
 use crate::{Body, ConnInfo, Gateway};
 
@@ -76,6 +80,7 @@ pub async fn forward(
 }
 
 /// Forwards an upgrade request; on `101 Switching Protocols` relays both upgraded connections.
+/// `request` is the request's audit record (durable already): stream records are derived from it.
 pub async fn upgrade(
     gw: &Gateway,
     conn: &ConnInfo,
@@ -83,6 +88,7 @@ pub async fn upgrade(
     identity: &Identity,
     audit_id: &str,
     stream_kind: &str,
+    request: &Record,
 ) -> Result<Response<Body>, GatewayError> {
     if req.version() != Version::HTTP_11 {
         return Err(GatewayError::Sanitize(
@@ -91,80 +97,192 @@ pub async fn upgrade(
     }
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (mut parts, _) = req.into_parts();
+    // record: exec and attach are recorded from their first byte. The recording's file, its header
+    // and the stream-opened record are durable before the apiserver is asked to start anything (over
+    // WebSocket it starts the command as soon as it upgrades): no recording, no stream (503).
+    let recording = if is_terminal(stream_kind) {
+        let detector = gw.masking.detector;
+        Some(StreamRecording::open(&gw.recorder, detector, &parts, request, stream_kind).await?)
+    } else {
+        None
+    };
+    let query = parts.uri.query().unwrap_or("").to_owned();
     upstream_parts(gw, conn, &mut parts, identity, audit_id, true)?;
     let body = Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed();
-    let mut resp = gw
+    let sent = gw
         .upstream
         .send_stream(Request::from_parts(parts, body))
         .await
-        .map_err(|e| send_error(&e, 0))?;
+        .map_err(|e| send_error(&e, 0));
+    let mut resp = match sent {
+        Ok(resp) => resp,
+        Err(e) => {
+            if let Some(r) = &recording {
+                r.abandon(None, &e.to_string()).await;
+            }
+            return Err(e);
+        }
+    };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The apiserver refused the upgrade (RBAC, bad subprotocol, …): the client sees its answer as-is,
         // which also lets kubectl's WebSocket→SPDY fallback work.
+        if let Some(r) = &recording {
+            let why = format!(
+                "the API server answered {} instead of starting the stream",
+                resp.status()
+            );
+            r.abandon(Some(resp.status().as_u16()), &why).await;
+        }
         return Ok(downstream(resp, false));
     }
-    // The taps of the stream. exec and attach carry terminal output: the apiserver→client direction
-    // is parsed frame by frame and stdout/stderr masked, length-preserving (over SPDY the client's
-    // direction is followed too: only its SYN_STREAMs say which stream is stdout). A wire Custos cannot
-    // parse is refused here, fail closed, rather than relayed unmasked. port-forward (and proxied
-    // upgrades) carry an application's own protocol — TLS, HTTP, a database's wire format — not
-    // terminal output: masking bytes inside it would corrupt it, so it passes through unchanged.
-    let (mut to_upstream, mut to_client): (Box<dyn Tap>, Box<dyn Tap>) =
-        if matches!(stream_kind, "exec" | "attach") {
-            let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
-            let detector = gw.masking.detector;
-            match wire(
-                header(header::UPGRADE),
-                header(header::SEC_WEBSOCKET_PROTOCOL),
-            ) {
-                Wire::Spdy => {
-                    let streams = Streams::new();
-                    (
-                        Box::new(UpstreamObserver::spdy(streams.clone())),
-                        Box::new(MaskingTap::spdy(detector, streams)),
-                    )
-                }
-                Wire::WebSocket => (
-                    Box::new(PassThrough),
-                    Box::new(MaskingTap::websocket(detector)),
-                ),
-                // Dropping the apiserver's connection here ends the session it started.
-                Wire::Unmaskable(why) => return Err(GatewayError::Unmaskable(why)),
+    let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let (upgrade, subprotocol) = (
+        header(header::UPGRADE),
+        header(header::SEC_WEBSOCKET_PROTOCOL),
+    );
+    let chosen = subprotocol
+        .or_else(|| header(header::HeaderName::from_static("x-stream-protocol-version")))
+        .map(str::to_owned);
+    // The taps of the stream. exec and attach carry terminal output: masked, then recorded (see
+    // `terminal_taps`); a wire Custos cannot parse is refused here, fail closed, rather than relayed
+    // unmasked or unrecorded — dropping the apiserver's connection ends the session it started.
+    // port-forward (and proxied upgrades) carry an application's own protocol — TLS, HTTP, a
+    // database's wire format — not terminal output: masking bytes inside it would corrupt it, so it
+    // passes through unchanged; port-forward's connections are followed for their records.
+    let mut port_forwards = None;
+    let taps: Taps = match &recording {
+        Some(rec) => match terminal_taps(rec, gw.masking.detector, upgrade, subprotocol) {
+            Ok(taps) => taps,
+            Err(why) => {
+                rec.abandon(Some(502), &why).await;
+                return Err(GatewayError::Unmaskable(why));
             }
-        } else {
-            (Box::new(PassThrough), Box::new(PassThrough))
+        },
+        None if stream_kind == "portforward" => {
+            let wire = PortForwardWire::of(upgrade, subprotocol, &query);
+            let (pf, up, down) = PortForwards::start(&gw.recorder, request, &wire);
+            port_forwards = Some(pf);
+            (Box::new(up), Box::new(down))
+        }
+        None => (Box::new(PassThrough), Box::new(PassThrough)),
+    };
+    let relayed = Relayed {
+        client: client_upgrade,
+        upstream: hyper::upgrade::on(&mut resp),
+        taps,
+        idle: gw.masking.idle_flush,
+        guard: gw.metrics.stream_opened(stream_kind),
+        audit_id: audit_id.to_owned(),
+        recording,
+        port_forwards,
+        chosen,
+    };
+    tokio::spawn(relayed.run());
+    Ok(downstream(resp, true))
+}
+
+/// The taps of an exec/attach stream on the wire the apiserver chose: the apiserver→client direction
+/// is parsed frame by frame and stdout/stderr masked, length-preserving (over SPDY the client's
+/// direction is followed too: only its SYN_STREAMs say which stream is stdout); both directions are
+/// recorded as they are forwarded. `Err` says why the wire cannot be relayed.
+fn terminal_taps(
+    rec: &Arc<StreamRecording>,
+    detector: &'static custos_mask::Detector,
+    upgrade: Option<&str>,
+    subprotocol: Option<&str>,
+) -> Result<Taps, String> {
+    let (observe, mask, websocket): (Box<dyn Tap>, Box<dyn Tap>, bool) =
+        match wire(upgrade, subprotocol) {
+            Wire::Spdy => {
+                let streams = Streams::new();
+                (
+                    Box::new(UpstreamObserver::spdy(streams.clone())),
+                    Box::new(MaskingTap::spdy(detector, streams)),
+                    false,
+                )
+            }
+            Wire::WebSocket => (
+                Box::new(PassThrough),
+                Box::new(MaskingTap::websocket(detector)),
+                true,
+            ),
+            Wire::Unmaskable(why) => return Err(why),
         };
-    let idle = gw.masking.idle_flush;
-    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    let guard = gw.metrics.stream_opened(stream_kind);
-    let audit = audit_id.to_owned();
-    tokio::spawn(async move {
+    let (up, down) = rec.taps(websocket, observe, mask);
+    Ok((Box::new(up), Box::new(down)))
+}
+
+/// The taps of both directions: (client → apiserver, apiserver → client).
+type Taps = (Box<dyn Tap>, Box<dyn Tap>);
+
+/// An upgraded stream to relay once both sides have switched protocols, and what to finish after.
+struct Relayed {
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    taps: Taps,
+    idle: std::time::Duration,
+    guard: crate::metrics::StreamGuard,
+    audit_id: String,
+    recording: Option<Arc<StreamRecording>>,
+    port_forwards: Option<Arc<PortForwards>>,
+    /// The subprotocol the apiserver chose.
+    chosen: Option<String>,
+}
+
+impl Relayed {
+    async fn run(self) {
+        let Relayed {
+            client,
+            upstream,
+            taps: (mut to_upstream, mut to_client),
+            idle,
+            guard,
+            audit_id: audit,
+            recording,
+            port_forwards,
+            chosen,
+        } = self;
         let _open = guard;
-        let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-            Ok(pair) => pair,
+        let result = match tokio::try_join!(client, upstream) {
+            Ok((client, upstream)) => {
+                relay(
+                    TokioIo::new(client),
+                    TokioIo::new(upstream),
+                    to_upstream.as_mut(),
+                    to_client.as_mut(),
+                    idle,
+                )
+                .await
+            }
             Err(e) => {
                 tracing::warn!(audit_id = %audit, error = %e, "upgrade did not complete");
-                return;
+                Err(std::io::Error::other(format!(
+                    "the upgrade did not complete: {e}"
+                )))
             }
         };
-        let result = relay(
-            TokioIo::new(client),
-            TokioIo::new(upstream),
-            to_upstream.as_mut(),
-            to_client.as_mut(),
-            idle,
-        )
-        .await;
-        match result {
+        match &result {
             Ok(t) => {
                 tracing::info!(audit_id = %audit, to_upstream = t.to_upstream, to_client = t.to_client, "stream closed")
             }
             Err(e) => tracing::info!(audit_id = %audit, error = %e, "stream ended with an error"),
         }
-    });
-    Ok(downstream(resp, true))
+        // The taps go first: the recording's last events are what they let out.
+        drop((to_upstream, to_client));
+        if let Some(rec) = recording {
+            rec.finish(&result, chosen.as_deref()).await;
+        }
+        if let Some(pf) = port_forwards {
+            pf.finish(&result).await;
+        }
+    }
+}
+
+/// Streams that carry a terminal: masked and recorded.
+fn is_terminal(stream_kind: &str) -> bool {
+    matches!(stream_kind, "exec" | "attach")
 }
 
 /// The apiserver's response, hop-by-hop headers removed, body streamed.

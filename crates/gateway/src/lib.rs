@@ -2,7 +2,9 @@
 //!
 //! Owns: accepting connections (rustls, HTTP/1.1 and HTTP/2 by ALPN, graceful shutdown), the pipeline in
 //! [`stack`] (read it first), forwarding with impersonation ([`forward`]), relaying upgraded streams
-//! ([`relay`]), turning errors into `Status` responses ([`rescue`]), health and metrics ([`ops`]).
+//! ([`relay`]) with exec/attach recorded ([`stream_record`]) and port-forward connections recorded
+//! ([`port_forward`]), turning errors into `Status` responses ([`rescue`]), health and metrics
+//! ([`ops`]).
 //! It must never forward a request it has not authenticated, never pass the client's credentials or
 //! impersonation headers upstream, and never buffer a whole body.
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@ pub mod kubeconfig;
 pub mod mask;
 pub mod metrics;
 pub mod ops;
+pub mod port_forward;
 pub mod preview;
 pub mod recorder;
 pub mod relay;
@@ -24,6 +27,7 @@ pub mod rescue;
 pub mod sanitize;
 pub mod session;
 pub mod stack;
+pub mod stream_record;
 pub mod tls;
 pub mod upstream;
 
@@ -39,6 +43,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+/// The recording format and files (re-exported: the binary wires `Recordings` through the gateway).
+pub use custos_recording as recording;
 pub use error::GatewayError;
 pub use upstream::{BoxError, Upstream};
 

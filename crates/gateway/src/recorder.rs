@@ -3,7 +3,10 @@
 //!
 //! The request record is appended — durably — before anything is forwarded; if that fails the request
 //! is refused with 503 (fail closed). The response record follows when the response body ends or is
-//! dropped (a cancelled watch still gets its record), and refusals are recorded too.
+//! dropped (a cancelled watch still gets its record), and refusals are recorded too. Streams add
+//! their own records (`stream-opened`, `stream-chunk`, `stream-closed`, `port-forward-*`; see
+//! [`crate::stream_record`]), derived from the request record with [`Recorder::derived`]; exec and
+//! attach recordings are written to the directory given with [`Recorder::with_recordings`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub struct Recorder {
     gateway_id: Arc<str>,
     /// One clone per record still being appended in the background; see [`Recorder::flush`].
     in_flight: Arc<()>,
+    /// Where exec/attach recordings are written; without it those streams are refused (503).
+    recordings: Option<custos_recording::Recordings>,
 }
 
 /// What the request looked like, kept to write its response record later.
@@ -46,7 +51,43 @@ impl Recorder {
             appender,
             gateway_id: gateway_id.into(),
             in_flight: Arc::new(()),
+            recordings: None,
         }
+    }
+
+    /// Writes exec/attach recordings to `recordings` (the data dir's `recordings/` by default:
+    /// `Recordings::open_in(data_dir)`). Without one, exec and attach are refused: nothing streams
+    /// unrecorded.
+    pub fn with_recordings(mut self, recordings: custos_recording::Recordings) -> Self {
+        self.recordings = Some(recordings);
+        self
+    }
+
+    /// Where exec/attach recordings are written, if configured.
+    pub fn recordings(&self) -> Option<&custos_recording::Recordings> {
+        self.recordings.as_ref()
+    }
+
+    /// The gateway instance id stamped on records.
+    pub fn gateway_id(&self) -> &str {
+        &self.gateway_id
+    }
+
+    /// A record of `kind`, now, about the same request as `request` (audit id, who, what, session).
+    pub fn derived(&self, kind: RecordKind, request: &Record) -> Record {
+        let mut r = Record::new(kind, now());
+        r.audit_id.clone_from(&request.audit_id);
+        r.request_uri.clone_from(&request.request_uri);
+        r.verb.clone_from(&request.verb);
+        r.user.clone_from(&request.user);
+        r.impersonated_user.clone_from(&request.impersonated_user);
+        r.source_ips.clone_from(&request.source_ips);
+        r.object_ref.clone_from(&request.object_ref);
+        r.request_received_timestamp = request.request_received_timestamp;
+        r.custos.gateway = Some(self.gateway_id.to_string());
+        r.custos.authn.clone_from(&request.custos.authn);
+        r.custos.session.clone_from(&request.custos.session);
+        r
     }
 
     /// The request record, as received (before policy and forwarding).

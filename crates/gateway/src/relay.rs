@@ -3,16 +3,23 @@
 //!
 //! The relay moves chunks in both directions and hands each chunk to a [`Tap`] first. Taps are where
 //! masking and recording plug in: exec and attach output is parsed frame by frame and masked
-//! ([`custos_stream::MaskingTap`]); the default tap lets everything through. A tap error closes both
-//! sides (after the tap's last words to the peer, if it has any): nothing flows that a tap could not
-//! see. A tap may hold bytes back (the masker's tail); when nothing arrives for the idle period the
-//! relay asks it for them, so an interactive shell stays responsive.
+//! ([`custos_stream::MaskingTap`]), then recorded ([`crate::stream_record`]); the default tap lets
+//! everything through. A tap error closes both sides (after the tap's last words to the client, if it
+//! has any — whichever direction failed): nothing flows that a tap could not see. A tap may hold bytes
+//! back (the masker's tail); when nothing arrives for the idle period the relay asks it for them, so
+//! an interactive shell stays responsive.
+//!
+//! Per chunk the order is: [`Tap::on_chunk`] (rewrite, and record what will be sent), then
+//! [`Tap::settle`] (await what must be durable before those bytes go on — a recording's chunk record),
+//! then the write.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use custos_stream::{MaskingTap, StreamError, UpstreamObserver};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
 
 /// Largest chunk read at once; memory per stream direction is bounded by it.
 pub const CHUNK: usize = 32 * 1024;
@@ -26,7 +33,8 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct TapError {
     /// Why.
     pub reason: String,
-    /// Bytes to send the peer before closing (whole frames: e.g. a WebSocket close frame saying why).
+    /// Bytes to send the client before closing, whichever direction failed (whole frames: e.g. an
+    /// error-channel `Status` and a WebSocket close frame saying why).
     pub farewell: Bytes,
 }
 
@@ -52,6 +60,12 @@ pub trait Tap: Send {
     /// The direction has been quiet for the idle period, or has ended: append held bytes to `out`.
     fn on_idle(&mut self, _out: &mut BytesMut) -> Result<(), TapError> {
         Ok(())
+    }
+    /// Awaited after [`Tap::on_chunk`] / [`Tap::on_idle`] and before their bytes are written on: what
+    /// must be durable first (a recording's chunk and its audit record) is made so. An error closes
+    /// the stream and those bytes are never sent.
+    fn settle(&mut self) -> BoxFuture<'_, Result<(), TapError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
     /// Called once when the direction ends (EOF, error or cancellation), with the bytes relayed.
     fn on_close(&mut self, _bytes: u64) {}
@@ -144,8 +158,12 @@ where
 {
     let (cr, cw) = tokio::io::split(client);
     let (ur, uw) = tokio::io::split(upstream);
-    let up = pump(cr, uw, to_upstream, idle);
-    let down = pump(ur, cw, to_client, idle);
+    // The client's writer is shared: the upstream direction's farewell (a recording that failed on
+    // stdin) goes to the client too. Each write holds it for one whole chunk, so frames never mix.
+    let cw = Mutex::new(cw);
+    let uw = Mutex::new(uw);
+    let up = pump(cr, &uw, &cw, to_upstream, idle);
+    let down = pump(ur, &cw, &cw, to_client, idle);
     let (to_upstream, to_client) = tokio::try_join!(up, down)?;
     Ok(RelayTotals {
         to_upstream,
@@ -153,12 +171,19 @@ where
     })
 }
 
-/// Copies one direction through `tap`; on EOF lets out what the tap holds and shuts the writer down so
-/// the peer sees the half-close. Returns the bytes read.
-async fn pump<R, W>(mut r: R, mut w: W, tap: &mut dyn Tap, idle: Duration) -> std::io::Result<u64>
+/// Copies one direction through `tap` to `w`; on EOF lets out what the tap holds and shuts the writer
+/// down so the peer sees the half-close. A tap's farewell goes to `client`. Returns the bytes read.
+async fn pump<R, W, C>(
+    mut r: R,
+    w: &Mutex<W>,
+    client: &Mutex<C>,
+    tap: &mut dyn Tap,
+    idle: Duration,
+) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    C: AsyncWrite + Unpin,
 {
     let mut total = 0u64;
     let mut buf = BytesMut::with_capacity(CHUNK);
@@ -174,8 +199,9 @@ where
                     Ok(n) => n?,
                     Err(_) => {
                         let mut held = BytesMut::new();
-                        step(tap.on_idle(&mut held), &mut w).await?;
-                        write(&mut w, &held).await?;
+                        step(tap.on_idle(&mut held), client).await?;
+                        step(tap.settle().await, client).await?;
+                        write(w, &held).await?;
                         continue;
                     }
                 }
@@ -185,15 +211,17 @@ where
             if n == 0 {
                 if tap.holds() {
                     let mut held = BytesMut::new();
-                    step(tap.on_idle(&mut held), &mut w).await?;
-                    write(&mut w, &held).await?;
+                    step(tap.on_idle(&mut held), client).await?;
+                    step(tap.settle().await, client).await?;
+                    write(w, &held).await?;
                 }
-                w.shutdown().await.ok();
+                w.lock().await.shutdown().await.ok();
                 return Ok(());
             }
             total += n as u64;
-            step(tap.on_chunk(&mut buf), &mut w).await?;
-            write(&mut w, &buf).await?;
+            step(tap.on_chunk(&mut buf), client).await?;
+            step(tap.settle().await, client).await?;
+            write(w, &buf).await?;
         }
     }
     .await;
@@ -201,24 +229,28 @@ where
     result.map(|()| total)
 }
 
-async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+async fn write<W: AsyncWrite + Unpin>(w: &Mutex<W>, bytes: &[u8]) -> std::io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
+    let mut w = w.lock().await;
     w.write_all(bytes).await?;
     w.flush().await
 }
 
-/// A tap's verdict: on error, its farewell goes to the peer (bounded in time), then the stream closes.
-async fn step<W: AsyncWrite + Unpin>(
+/// A tap's verdict: on error, its farewell goes to the client (bounded in time), then the stream
+/// closes.
+async fn step<C: AsyncWrite + Unpin>(
     verdict: Result<(), TapError>,
-    w: &mut W,
+    client: &Mutex<C>,
 ) -> std::io::Result<()> {
     let Err(e) = verdict else { return Ok(()) };
     if !e.farewell.is_empty() {
         let said = async {
-            write(w, &e.farewell).await?;
-            w.shutdown().await
+            let mut c = client.lock().await;
+            c.write_all(&e.farewell).await?;
+            c.flush().await?;
+            c.shutdown().await
         };
         let _ = tokio::time::timeout(FAREWELL_TIMEOUT, said).await;
     }

@@ -325,7 +325,16 @@ async fn pipeline(
     let resp = match buffered {
         Buffered::Stream(incoming) if upgrade => {
             let req = Request::from_parts(parts, incoming);
-            forward::upgrade(gw, conn, req, &identity, audit_id, stream_kind(&attrs)).await?
+            forward::upgrade(
+                gw,
+                conn,
+                req,
+                &identity,
+                audit_id,
+                stream_kind(&attrs),
+                &facts.record,
+            )
+            .await?
         }
         b => {
             let body = match b {

@@ -1,0 +1,810 @@
+//! Session recording end to end: `kubectl exec -it … sh` with kubectl 1.27 (SPDY) and 1.33
+//! (WebSocket), typed into under a pseudo-terminal and resized while it runs, is recorded in
+//! `<dataDir>/recordings/<audit-id>.cast` — typed input, output, resizes, exit — masked (a planted key
+//! printed in the terminal appears in neither the terminal nor the file; a key typed is masked in the
+//! input), playable (`custos_recording::play` gives back the output), and bound to the audit log by
+//! its `stream-chunk` records (`custos_recording::verify` passes, and fails once the file is edited).
+//! A non-interactive `kubectl exec -- cat` is recorded with its output, stderr and exit status; each
+//! port-forward connection gets an opened and a closed record with its port and bytes each way. When
+//! the recording cannot be written (its directory is a small tmpfs, filled while the session runs: a
+//! full disk) the running session is closed and kubectl prints why.
+//!
+//! Failure injection: the tests run as root here, where `chmod 0500` stops nothing — and an open
+//! recording keeps its file descriptor anyway, so a directory made unwritable only stops new
+//! recordings. A running one fails when its writes fail: a full file system (tmpfs mounted on the
+//! recordings directory, then filled) or, where mounting is not allowed, an immutable file
+//! (`chattr +i`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use custos_audit::record::{Record, RecordKind};
+use custos_e2e::{kubectl, kubectl_bin, unique, Custos, Streaming, Testbed};
+use custos_recording::{Code, Recording};
+use custos_store::{LogStore, SearchQuery};
+use custos_store_sqlite::SqliteStore;
+
+/// An AWS access key id, different on every run: `AKIA` and 16 characters of `[A-Z2-7]`.
+fn aws_key(salt: u64) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut x = u64::from(std::process::id())
+        ^ salt
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+    let mut key = String::from("AKIA");
+    for _ in 0..16 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        key.push(alphabet[(x >> 59) as usize % 32] as char);
+    }
+    key
+}
+
+/// A gateway on a data dir of our own (so the recordings directory can be prepared first).
+struct Session {
+    tb: Testbed,
+    gw: Custos,
+    dir: tempfile::TempDir,
+    kc: PathBuf,
+    ns: String,
+    _mount: Option<Tmpfs>,
+}
+
+impl Session {
+    fn start(tmpfs: Option<&str>) -> Result<Session> {
+        let tb = Testbed::load()?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let mount = match tmpfs {
+            Some(size) => Tmpfs::mount(&data.join("recordings"), size)?,
+            None => None,
+        };
+        let gw = Custos::start_in(
+            &tb,
+            Path::new(tb.var("TESTBED_GATEWAY_KUBECONFIG")?),
+            &data,
+            &[],
+        )?;
+        let kc = gw.kubeconfig(dir.path(), "admin", Some(&tb.token("admin")?))?;
+        let ns = tb.var("TESTBED_NAMESPACE")?.to_owned();
+        Ok(Session {
+            tb,
+            gw,
+            dir,
+            kc,
+            ns,
+            _mount: mount,
+        })
+    }
+
+    fn recordings(&self) -> PathBuf {
+        self.gw.data_dir.join("recordings")
+    }
+
+    fn logs(&self) -> String {
+        tail(&self.gw.logs(), 40)
+    }
+
+    /// Stops the gateway and returns the audit log's records (the signed log verified first).
+    fn stop_and_read(&mut self) -> Result<Vec<Record>> {
+        self.gw.stop()?;
+        records(&self.gw.data_dir)
+    }
+}
+
+/// A tmpfs mounted on a directory for a test; unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` on `dir`; `None` where mounting is not allowed.
+    fn mount(dir: &Path, size: &str) -> Result<Option<Tmpfs>> {
+        std::fs::create_dir_all(dir)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(dir)
+            .output()?;
+        Ok(out.status.success().then(|| Tmpfs(dir.to_owned())))
+    }
+
+    /// Fills it: one file takes every free block.
+    fn fill(&self) -> Result<()> {
+        let mut f = std::fs::File::create(self.0.join("filler"))?;
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match f.write_all(&block) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Opens the gateway's SQLite log (after it stopped), verifies it, and returns every record.
+fn records(data_dir: &Path) -> Result<Vec<Record>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let key = custos_audit::keys::load(&data_dir.join("audit.key"))?;
+        let store = SqliteStore::open_in(data_dir).await?;
+        let report = custos_store::verify_store(&store, &key.verifier()).await?;
+        ensure!(
+            report.queued == 0,
+            "{} records never sequenced",
+            report.queued
+        );
+        let entries = store
+            .search(&SearchQuery {
+                limit: custos_store::MAX_SEARCH_LIMIT,
+                ..SearchQuery::default()
+            })
+            .await?;
+        store.close().await;
+        entries
+            .iter()
+            .map(|e| Ok(serde_json::from_slice(&e.record)?))
+            .collect::<Result<Vec<Record>>>()
+    })
+}
+
+/// The records of kind `kind`.
+fn of_kind<'a>(records: &'a [Record], kind: &RecordKind) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| &r.custos.record_kind == kind)
+        .collect()
+}
+
+/// The one exec recording in the log: its `stream-opened` record and the file's name.
+fn the_recording(records: &[Record]) -> Result<(&Record, String)> {
+    let opened = of_kind(records, &RecordKind::StreamOpened);
+    ensure!(opened.len() == 1, "stream-opened records: {}", opened.len());
+    let name = opened[0]
+        .custos
+        .streams
+        .first()
+        .map(|s| s.recording.clone())
+        .ok_or_else(|| anyhow!("stream-opened names no recording: {:?}", opened[0]))?;
+    Ok((opened[0], name))
+}
+
+/// Every record of the stream with `audit_id`, by kind.
+fn kinds_of(records: &[Record], audit_id: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.audit_id.as_deref() == Some(audit_id))
+        .map(|r| r.custos.record_kind.to_string())
+        .collect()
+}
+
+/// Checks the file against its chunk records, and that an edited copy fails.
+fn check_verifies(records: &[Record], path: &Path, name: &str) -> Result<()> {
+    let chunks = custos_recording::chunks_of(records, name);
+    ensure!(!chunks.is_empty(), "no stream-chunk records for {name}");
+    custos_recording::verify(path, &chunks)
+        .with_context(|| format!("{name} against its {} chunk records", chunks.len()))?;
+    // An auditor's copy, edited: one output character changed.
+    let edited = path.with_file_name(name);
+    let copy_dir = tempfile::tempdir()?;
+    let copy = copy_dir.path().join(name);
+    let mut bytes = std::fs::read(&edited)?;
+    let at = bytes
+        .iter()
+        .rposition(|b| b.is_ascii_digit())
+        .ok_or_else(|| anyhow!("no digit to edit"))?;
+    bytes[at] = if bytes[at] == b'9' {
+        b'8'
+    } else {
+        bytes[at] + 1
+    };
+    std::fs::write(&copy, &bytes)?;
+    match custos_recording::verify(&copy, &chunks) {
+        Err(custos_recording::VerifyError::Mismatch { .. }) => {}
+        other => bail!("an edited recording verified as {other:?}"),
+    }
+    // Truncated and extended copies fail too.
+    std::fs::write(&copy, &bytes[..bytes.len() - 3])?;
+    ensure!(
+        custos_recording::verify(&copy, &chunks).is_err(),
+        "a truncated recording verified"
+    );
+    let mut longer = std::fs::read(path)?;
+    longer.extend_from_slice(b"[999.0,\"o\",\"added\"]\n");
+    std::fs::write(&copy, &longer)?;
+    ensure!(
+        custos_recording::verify(&copy, &chunks).is_err(),
+        "an extended recording verified"
+    );
+    Ok(())
+}
+
+/// kubectl under a pseudo-terminal (`script`), typed into as a person would; output read as it comes.
+struct Tty {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    output: mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Tty {
+    fn spawn(command_line: &str) -> Result<Tty> {
+        let mut child = Command::new("script")
+            .args(["-qefc", command_line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let (tx, output) = mpsc::channel();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Tty {
+            child,
+            stdin,
+            output,
+            seen: String::new(),
+        })
+    }
+
+    fn type_line(&mut self, line: &str) -> Result<()> {
+        self.stdin.write_all(line.as_bytes())?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    /// Waits until the screen shows `needle` after `from` bytes of it; returns the position after it.
+    fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.seen.get(from..).and_then(|s| s.find(needle)) {
+                return Ok(from + i + needle.len());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => {
+                    return Err(anyhow!(
+                        "{needle:?} not on the screen within {timeout:?}; screen:\n{}",
+                        self.seen
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for kubectl to exit, collecting the rest of the screen.
+    fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            while let Ok(bytes) = self.output.try_recv() {
+                self.seen.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            if self.child.try_wait()?.is_some() {
+                while let Ok(bytes) = self.output.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "kubectl still running after {timeout:?}; screen:\n{}",
+            self.seen
+        )
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `script` runs this: the terminal starts at 100×30; once `mark` exists it becomes 120×40 (kubectl
+/// sees SIGWINCH and sends the new size on the resize channel); kubectl replaces the shell.
+fn tty_command(bin: &str, s: &Session, mark: &Path) -> String {
+    format!(
+        "stty rows 30 cols 100; (while [ ! -e {mark} ]; do sleep 0.1; done; stty rows 40 cols 120 </dev/tty) & exec {bin} --kubeconfig {kc} exec -i -t -n {ns} toolbox -- sh",
+        mark = mark.display(),
+        kc = s.kc.display(),
+        ns = s.ns,
+    )
+}
+
+fn interactive(minor: u32) -> Result<()> {
+    let mut s = Session::start(None)?;
+    let printed = aws_key(1);
+    let typed = aws_key(2);
+    let mark = s.dir.path().join("resize-now");
+    let bin = kubectl_bin(minor)?.display().to_string();
+    let screen = (|| -> Result<String> {
+        let mut tty = Tty::spawn(&tty_command(&bin, &s, &mark))?;
+        let at = tty.wait_for("testbed$ ", 0, Duration::from_secs(30))?;
+        tty.type_line("echo hello-$((6*7))\n")?;
+        let at = tty.wait_for("hello-42", at, Duration::from_secs(10))?;
+        // Printed whole by the shell, never typed whole: masked on the screen and in the recording.
+        let (head, rest) = printed.split_at(4);
+        tty.type_line(&format!(
+            "printf '{head}%s\\n' {rest}; echo printed-$((1+1))\n"
+        ))?;
+        let at = tty.wait_for("printed-2", at, Duration::from_secs(10))?;
+        // Typed whole: the input recorded is masked (the shell's echo of it is masked as output).
+        tty.type_line(&format!(": {typed}; echo typed-$((2+1))\n"))?;
+        let at = tty.wait_for("typed-3", at, Duration::from_secs(10))?;
+        std::fs::write(&mark, b"")?;
+        std::thread::sleep(Duration::from_millis(800));
+        tty.type_line("stty size; echo sized-$((3+1))\n")?;
+        let at = tty.wait_for("sized-4", at, Duration::from_secs(10))?;
+        ensure!(
+            tty.seen[..at].contains("40 120"),
+            "the remote terminal was not resized:\n{}",
+            tty.seen
+        );
+        // Give the last chunk a moment, then leave.
+        tty.type_line("exit\n")?;
+        tty.wait_exit(Duration::from_secs(20))?;
+        Ok(tty.seen.replace('\r', ""))
+    })()
+    .with_context(|| format!("kubectl 1.{minor} -it; gateway log:\n{}", s.logs()))?;
+    ensure!(
+        !screen.contains(&printed),
+        "the printed key reached the terminal:\n{screen}"
+    );
+    ensure!(
+        !screen.contains(&typed),
+        "the typed key's echo reached the terminal:\n{screen}"
+    );
+
+    let records = s.stop_and_read()?;
+    let (opened, name) = the_recording(&records)?;
+    let audit_id = opened.audit_id.clone().unwrap_or_default();
+    let path = s.recordings().join(&name);
+    let raw = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    ensure!(
+        !raw.contains(&printed),
+        "the printed key is in the recording"
+    );
+    ensure!(!raw.contains(&typed), "the typed key is in the recording");
+    let rec = Recording::read(&path)?;
+    let facts = rec
+        .header
+        .custos
+        .clone()
+        .ok_or_else(|| anyhow!("no custos header"))?;
+    ensure!(facts.pod.as_deref() == Some("toolbox"), "{facts:?}");
+    ensure!(
+        facts.namespace.as_deref() == Some(s.ns.as_str()),
+        "{facts:?}"
+    );
+    ensure!(facts.command == ["sh"], "{facts:?}");
+    ensure!(facts.tty && facts.stdin, "{facts:?}");
+    ensure!(facts.identity.username == "admin@custos.test", "{facts:?}");
+    ensure!(facts.audit_id == audit_id, "{facts:?}");
+    let protocol = if minor < 30 { "SPDY/3.1" } else { "websocket" };
+    ensure!(facts.protocol.eq_ignore_ascii_case(protocol), "{facts:?}");
+
+    let input: String = rec.data_of(&Code::Input).concat();
+    for typed_line in ["echo hello-$((6*7))", "stty size", "exit"] {
+        ensure!(
+            input.contains(typed_line),
+            "{typed_line:?} not in the recorded input: {input:?}"
+        );
+    }
+    ensure!(
+        input.contains(": ********************; echo typed-"),
+        "typed key not masked in the input: {input:?}"
+    );
+    let output = rec.output().replace('\r', "");
+    for shown in [
+        "hello-42",
+        "printed-2",
+        "typed-3",
+        "40 120",
+        "sized-4",
+        "********************",
+    ] {
+        ensure!(
+            output.contains(shown),
+            "{shown:?} not in the recorded output:\n{output}"
+        );
+    }
+    let sizes = rec.data_of(&Code::Resize);
+    ensure!(
+        sizes.contains(&"100x30") && sizes.contains(&"120x40"),
+        "resizes recorded: {sizes:?}"
+    );
+    // Played back, the recording gives the terminal's output.
+    let mut played = Vec::new();
+    custos_recording::play(&path, f64::INFINITY, &mut played)?;
+    let played = String::from_utf8_lossy(&played).replace('\r', "");
+    ensure!(
+        played == output,
+        "playback differs from the recorded output"
+    );
+    for line in ["hello-42", "printed-2", "sized-4"] {
+        let on_screen = screen
+            .lines()
+            .find(|l| l.contains(line) && !l.contains("echo"));
+        let in_play = played
+            .lines()
+            .find(|l| l.contains(line) && !l.contains("echo"));
+        ensure!(
+            on_screen.is_some() && on_screen == in_play,
+            "{line:?}: screen {on_screen:?}, playback {in_play:?}"
+        );
+    }
+    let kinds = kinds_of(&records, &audit_id);
+    for k in ["request", "stream-opened", "stream-chunk", "stream-closed"] {
+        ensure!(kinds.iter().any(|x| x == k), "no {k} record: {kinds:?}");
+    }
+    check_verifies(&records, &path, &name)
+}
+
+#[test]
+fn an_interactive_spdy_session_with_kubectl_1_27_is_recorded_masked_and_verifiable() -> Result<()> {
+    interactive(27)
+}
+
+#[test]
+fn an_interactive_websocket_session_with_kubectl_1_33_is_recorded_masked_and_verifiable(
+) -> Result<()> {
+    interactive(33)
+}
+
+fn plant(tb: &Testbed, name: &str, text: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = Path::new(tb.var("TESTBED_EXEC_WORKDIR")?).join(name);
+    std::fs::write(&path, text)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    Ok(path)
+}
+
+fn non_interactive(minor: u32) -> Result<()> {
+    let mut s = Session::start(None)?;
+    let key = aws_key(3);
+    let text: String = (0..6000)
+        .map(|i| format!("line {i:05} of the planted file\n"))
+        .chain([format!("aws_access_key_id = {key}\n"), "the end\n".into()])
+        .collect();
+    let name = format!("{}.txt", unique("rec-cat"));
+    let planted = plant(&s.tb, &name, &text)?;
+    let bin = kubectl_bin(minor)?.display().to_string();
+    let run = |args: &[&str]| kubectl(&bin, &s.kc, args);
+    let ok = run(&["exec", "-n", &s.ns, "toolbox", "--", "cat", &name]);
+    let _ = std::fs::remove_file(&planted);
+    let ok = ok?;
+    ensure!(
+        ok.status.success(),
+        "kubectl 1.{minor} exec cat: {}\n{}",
+        String::from_utf8_lossy(&ok.stderr),
+        s.logs()
+    );
+    let stdout = String::from_utf8(ok.stdout)?;
+    ensure!(
+        !stdout.contains(&key) && stdout.len() == text.len(),
+        "cat output not masked as expected"
+    );
+    let records = s.stop_and_read()?;
+    let (opened, rec_name) = the_recording(&records)?;
+    let audit_id = opened.audit_id.clone().unwrap_or_default();
+    let path = s.recordings().join(&rec_name);
+    let rec = Recording::read(&path)?;
+    let facts = rec
+        .header
+        .custos
+        .clone()
+        .ok_or_else(|| anyhow!("no custos header"))?;
+    ensure!(
+        facts.command == ["cat", name.as_str()] && !facts.tty,
+        "{facts:?}"
+    );
+    ensure!(
+        rec.output() == stdout,
+        "the recorded output is not what kubectl printed"
+    );
+    ensure!(
+        !std::fs::read_to_string(&path)?.contains(&key),
+        "the key is in the recording"
+    );
+    let exit = rec.data_of(&Code::Exit);
+    ensure!(
+        exit.len() == 1 && exit[0].contains("Success"),
+        "exit events: {exit:?}"
+    );
+    let closed = of_kind(&records, &RecordKind::StreamClosed);
+    ensure!(closed.len() == 1, "stream-closed records: {}", closed.len());
+    ensure!(
+        closed[0]
+            .annotations
+            .get("custos.dev/exit-code")
+            .map(String::as_str)
+            == Some("0"),
+        "closed: {:?}",
+        closed[0]
+    );
+    let stdout_ref = closed[0]
+        .custos
+        .streams
+        .iter()
+        .find(|r| r.channel.as_deref() == Some("stdout"))
+        .ok_or_else(|| anyhow!("no stdout total: {:?}", closed[0].custos.streams))?;
+    ensure!(
+        stdout_ref.bytes == text.len() as u64,
+        "stdout bytes {}",
+        stdout_ref.bytes
+    );
+    // Chunk 0 is the header; then chunks are cut once they reach 64 KiB (so ~200 KB of output makes
+    // at least two more), the last at the end.
+    let mut chunks = custos_recording::chunks_of(&records, &rec_name);
+    chunks.sort_by_key(|c| c.seq);
+    let sizes: Vec<u64> = chunks.iter().map(|c| c.bytes).collect();
+    ensure!(
+        chunks.len() >= 3
+            && sizes[1..sizes.len() - 1]
+                .iter()
+                .all(|&b| b >= custos_recording::CHUNK_BYTES),
+        "a ~200 KB recording in chunks of {sizes:?}"
+    );
+    ensure!(
+        kinds_of(&records, &audit_id)
+            .iter()
+            .filter(|k| *k == "stream-chunk")
+            .count()
+            == chunks.len()
+    );
+    check_verifies(&records, &path, &rec_name)
+}
+
+#[test]
+fn a_non_interactive_cat_over_spdy_is_recorded_with_its_output_and_exit_status() -> Result<()> {
+    non_interactive(27)
+}
+
+#[test]
+fn a_non_interactive_cat_over_websocket_is_recorded_with_its_output_and_exit_status() -> Result<()>
+{
+    non_interactive(33)
+}
+
+/// A failing command: stderr recorded as `e`, the exit status (kwok's `exit status 3`) as `x` and in
+/// the stream-closed record.
+#[test]
+fn a_failing_command_is_recorded_with_its_stderr_and_exit_code() -> Result<()> {
+    let mut s = Session::start(None)?;
+    let bin = kubectl_bin(33)?.display().to_string();
+    let out = kubectl(
+        &bin,
+        &s.kc,
+        &[
+            "exec",
+            "-n",
+            &s.ns,
+            "toolbox",
+            "--",
+            "sh",
+            "-c",
+            "echo out-line; echo err-line >&2; exit 3",
+        ],
+    )?;
+    ensure!(!out.status.success(), "exit 3 reported as success");
+    let records = s.stop_and_read()?;
+    let (_, name) = the_recording(&records)?;
+    let rec = Recording::read(&s.recordings().join(&name))?;
+    ensure!(
+        rec.data_of(&Code::Output).concat() == "out-line\n",
+        "{:?}",
+        rec.events
+    );
+    ensure!(
+        rec.data_of(&Code::Stderr).concat() == "err-line\n",
+        "{:?}",
+        rec.events
+    );
+    let exit = rec.data_of(&Code::Exit);
+    ensure!(
+        exit.len() == 1 && exit[0].contains("exit status 3"),
+        "exit events: {exit:?}"
+    );
+    let closed = of_kind(&records, &RecordKind::StreamClosed);
+    ensure!(
+        closed.len() == 1
+            && closed[0]
+                .annotations
+                .get("custos.dev/exit-code")
+                .map(String::as_str)
+                == Some("3"),
+        "closed: {closed:?}"
+    );
+    Ok(())
+}
+
+fn write_failure(minor: u32) -> Result<()> {
+    let mut s = Session::start(Some("256k"))?;
+    let bin = kubectl_bin(minor)?.display().to_string();
+    let mark = s.dir.path().join("never");
+    let mut tty = Tty::spawn(&tty_command(&bin, &s, &mark))?;
+    let result = (|| -> Result<String> {
+        let at = tty.wait_for("testbed$ ", 0, Duration::from_secs(30))?;
+        tty.type_line("echo before-$((1+1))\n")?;
+        tty.wait_for("before-2", at, Duration::from_secs(10))?;
+        // The disk fills up while the session runs.
+        let how = match &s._mount {
+            Some(t) => {
+                t.fill()?;
+                "a full tmpfs"
+            }
+            None => {
+                let files: Vec<PathBuf> = std::fs::read_dir(s.recordings())?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .collect();
+                let out = Command::new("chattr").arg("+i").args(&files).output()?;
+                ensure!(
+                    out.status.success(),
+                    "neither tmpfs nor chattr available: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                "an immutable file"
+            }
+        };
+        // More output than the recording's last page can take.
+        tty.type_line("seq 1 20000; echo after-$((2+1))\n")?;
+        tty.wait_exit(Duration::from_secs(30))
+            .with_context(|| format!("after {how}"))?;
+        Ok(tty.seen.clone())
+    })();
+    if s._mount.is_none() {
+        let _ = Command::new("chattr")
+            .arg("-R")
+            .arg("-i")
+            .arg(s.recordings())
+            .status();
+    }
+    let screen =
+        result.with_context(|| format!("kubectl 1.{minor}; gateway log:\n{}", s.logs()))?;
+    ensure!(
+        screen.contains("stream closed by Custos")
+            && screen.contains("recording could not be written"),
+        "kubectl 1.{minor} did not say why the session closed:\n{screen}\ngateway log:\n{}",
+        s.logs()
+    );
+    ensure!(
+        !screen.contains("after-3"),
+        "the session went on after the recording failed:\n{screen}"
+    );
+    drop(tty);
+    let records = s.stop_and_read()?;
+    let closed = of_kind(&records, &RecordKind::StreamClosed);
+    ensure!(closed.len() == 1, "stream-closed records: {closed:?}");
+    let error = closed[0].custos.error.clone().unwrap_or_default();
+    ensure!(
+        error.contains("recording could not be written"),
+        "stream-closed error: {error:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_full_disk_closes_a_running_spdy_session_with_the_reason() -> Result<()> {
+    write_failure(27)
+}
+
+#[test]
+fn a_full_disk_closes_a_running_websocket_session_with_the_reason() -> Result<()> {
+    write_failure(33)
+}
+
+fn port_forward(minor: u32) -> Result<()> {
+    use std::net::TcpStream;
+    let mut s = Session::start(None)?;
+    let bin = kubectl_bin(minor)?;
+    let mut pf = Streaming::spawn({
+        let mut c = Command::new(bin);
+        c.arg("--kubeconfig").arg(&s.kc).args([
+            "port-forward",
+            "-n",
+            &s.ns,
+            "--address",
+            "127.0.0.1",
+            "pod/toolbox",
+            ":8080",
+        ]);
+        c
+    })?;
+    let sizes = [5usize, 200_000];
+    let result = (|| -> Result<()> {
+        let line = pf.wait_for("Forwarding from 127.0.0.1:", Duration::from_secs(20))?;
+        let port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .context("port")?
+            .parse()?;
+        for size in sizes {
+            let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let mut c = TcpStream::connect(("127.0.0.1", port))?;
+            c.set_read_timeout(Some(Duration::from_secs(15)))?;
+            c.write_all(&payload)?;
+            let mut got = vec![0u8; size];
+            c.read_exact(&mut got)?;
+            ensure!(got == payload, "port-forward echo of {size} bytes differs");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    })();
+    drop(pf);
+    result
+        .with_context(|| format!("kubectl 1.{minor} port-forward; gateway log:\n{}", s.logs()))?;
+    let records = s.stop_and_read()?;
+    let opened = of_kind(&records, &RecordKind::PortForwardOpened);
+    let closed = of_kind(&records, &RecordKind::PortForwardClosed);
+    let facts: Vec<_> = closed
+        .iter()
+        .filter_map(|r| r.custos.port_forward.clone())
+        .collect();
+    ensure!(
+        opened.len() == sizes.len() && closed.len() == sizes.len(),
+        "{} opened, {} closed records: {facts:?}",
+        opened.len(),
+        closed.len()
+    );
+    for size in sizes {
+        ensure!(
+            facts
+                .iter()
+                .any(|f| f.port == 8080 && f.bytes_in == size as u64 && f.bytes_out == size as u64),
+            "no connection of {size} bytes each way: {facts:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn port_forward_connections_over_spdy_are_recorded_with_port_and_bytes() -> Result<()> {
+    port_forward(27)
+}
+
+#[test]
+fn port_forward_connections_over_websocket_are_recorded_with_port_and_bytes() -> Result<()> {
+    port_forward(33)
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
