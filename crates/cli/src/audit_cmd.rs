@@ -288,6 +288,7 @@ pub async fn run_evidence(cmd: EvidenceCommand) -> anyhow::Result<ExitCode> {
                 out,
                 consistency_from,
                 wait: Duration::from_secs(wait),
+                recordings: crate::recordings::data_dir_recordings(&store.data_dir),
             };
             export.run(&store, key.as_deref()).await
         }
@@ -312,7 +313,8 @@ impl FilterArgs {
 
 // ---- opening the store and the key ----
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn LogStore>> {
+/// Opens the audit store the flags name (an absent SQLite log is an error, not a new empty one).
+pub(crate) async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn LogStore>> {
     if let Some(url) = args.postgres_url() {
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             bail!("--store / CUSTOS_STORE: expected a postgres:// URL, or nothing for SQLite in the data dir");
@@ -601,7 +603,8 @@ fn text_line(entry: &Entry) -> String {
         .join(" ")
 }
 
-fn column(value: &str) -> String {
+/// One whitespace-free, control-free column of untrusted record text (`-` when empty).
+pub(crate) fn column(value: &str) -> String {
     if value.is_empty() {
         return "-".to_owned();
     }
@@ -628,7 +631,16 @@ async fn verify(args: &StoreArgs, key: Option<&str>, pins: &[PathBuf]) -> anyhow
     }
     let store = open_store(args).await?;
     let result = verify_store_with(store.as_ref(), &key, &pinned).await;
+    // Each recording against the chunk records the (now verified) log holds for it.
+    let recordings = match &result {
+        Ok(_) => Some(crate::recordings::verify_store(store.as_ref(), &args.data_dir).await),
+        Err(_) => None,
+    };
     store.close().await;
+    if let Some(Err(e)) = &recordings {
+        eprintln!("custos: audit verify FAILED: {e:#}");
+        return Ok(ExitCode::FAILURE);
+    }
     match result {
         Ok(report) => {
             let where_ = match args.postgres_url() {
@@ -639,7 +651,17 @@ async fn verify(args: &StoreArgs, key: Option<&str>, pins: &[PathBuf]) -> anyhow
                     .display()
                     .to_string(),
             };
-            write_out(store_report(&report, &where_, &key, &key_from, pins.len()).as_bytes())?;
+            let mut text = store_report(&report, &where_, &key, &key_from, pins.len());
+            if let Some(Ok(checked)) = recordings {
+                text.push_str(&format!(
+                    "  recordings   {} checked against their stream-chunk records\n",
+                    checked.recordings
+                ));
+                for w in checked.warnings {
+                    eprintln!("custos: warning: {w}");
+                }
+            }
+            write_out(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -700,6 +722,8 @@ struct Export {
     out: PathBuf,
     consistency_from: Vec<u64>,
     wait: Duration,
+    /// Where the selected streams' recordings are (copied into the bundle).
+    recordings: PathBuf,
 }
 
 /// The leaves a bundle holds: every leaf of a range (no filter: the bundle is contiguous), or the
@@ -727,6 +751,21 @@ struct Scan {
     first: Option<u64>,
     last: Option<u64>,
     indices: Vec<u64>,
+}
+
+impl Scan {
+    fn add(&mut self, entry: &Entry, filtered: bool) {
+        self.matched += 1;
+        let Some(index) = entry.leaf_index else {
+            self.queued += 1;
+            return;
+        };
+        self.first = Some(self.first.map_or(index, |f| f.min(index)));
+        self.last = Some(self.last.map_or(index, |l| l.max(index)));
+        if filtered {
+            self.indices.push(index);
+        }
+    }
 }
 
 impl Export {
@@ -842,24 +881,22 @@ impl Export {
             ..SearchQuery::default()
         };
         let mut scan = Scan::default();
+        let mut streams = crate::recordings::StreamsOf::default();
         loop {
             let page = store.search(&query).await?;
             for entry in &page {
-                scan.matched += 1;
-                let Some(index) = entry.leaf_index else {
-                    scan.queued += 1;
-                    continue;
-                };
-                scan.first = Some(scan.first.map_or(index, |f| f.min(index)));
-                scan.last = Some(scan.last.map_or(index, |l| l.max(index)));
-                if self.filtered() {
-                    scan.indices.push(index);
-                }
+                streams.note(entry);
+                scan.add(entry, self.filtered());
             }
             if page.len() < MAX_SEARCH_LIMIT {
                 break;
             }
             query.after = page.last().map(|e| e.id);
+        }
+        // A stream's records all go with it, also those outside the window or without the session,
+        // so its recording verifies against a complete set of chunks.
+        for entry in streams.missing_records(store).await? {
+            scan.add(&entry, self.filtered());
         }
         scan.indices.sort_unstable();
         scan.indices.dedup();
@@ -882,6 +919,7 @@ impl Export {
         let consistency_from = self.consistency_from.clone();
         let out = self.out.clone();
         let stage = staging.clone();
+        let recordings = self.recordings.clone();
         let result = tokio::task::spawn_blocking(move || {
             let spec = BundleSpec {
                 checkpoint: &note,
@@ -899,7 +937,9 @@ impl Export {
                 )),
                 (Err(e), None) => Err(e.into()),
             };
-            result.and_then(|summary| {
+            result.and_then(|mut summary| {
+                let copied = crate::recordings::add_to_bundle(&stage, &recordings)?;
+                summary.files += copied.len();
                 // rename(2) replaces an empty directory, so an existing empty --out works too.
                 fs::rename(&stage, &out)
                     .with_context(|| format!("moving the bundle into {}", out.display()))?;
@@ -1090,6 +1130,22 @@ async fn verify_evidence(
             return Ok(ExitCode::FAILURE);
         }
     };
+    let d = dir.clone();
+    let recordings = tokio::task::spawn_blocking(move || crate::recordings::verify_bundle(&d))
+        .await
+        .context("recording verifier")?;
+    let recordings = match recordings {
+        Ok(checked) => {
+            for w in &checked.warnings {
+                eprintln!("custos: warning: {w}");
+            }
+            checked.recordings
+        }
+        Err(e) => {
+            eprintln!("custos: evidence verify FAILED: {}: {e:#}", dir.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let c = &report.checkpoint;
     let range = report
         .range
@@ -1131,6 +1187,7 @@ async fn verify_evidence(
              \x20 checkpoint  {}, size {}, root {}\n\
              \x20 records     {} ({range}), each included in that checkpoint\n\
              \x20 gaps        {gaps}\n\
+             \x20 recordings  {recordings}, each matching its stream-chunk records\n\
              \x20 pin         {pin}\n\
              \x20 key         {} ({key_from})\n",
             dir.display(),
@@ -1214,7 +1271,8 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-fn write_out(bytes: &[u8]) -> io::Result<()> {
+/// Writes to stdout and flushes.
+pub(crate) fn write_out(bytes: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()

@@ -5,8 +5,11 @@ mod audit_cmd;
 mod config;
 mod login;
 mod policy_cmd;
+mod recordings;
+mod replay;
 mod reviews;
 mod serve;
+mod sessions;
 
 use std::path::PathBuf;
 
@@ -56,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         cmd: reviews::ReviewsCommand,
     },
+    /// Re-issue a session's API calls against a sandbox cluster and report what differs.
+    Replay(Box<replay::ReplayArgs>),
+    /// List sessions, show their timelines, play their recordings.
+    Sessions {
+        #[command(subcommand)]
+        cmd: sessions::SessionsCommand,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -100,6 +110,12 @@ fn main() -> std::process::ExitCode {
         }
         Command::Reviews { cmd } => {
             return exit(runtime().and_then(|rt| rt.block_on(reviews::run(cmd))))
+        }
+        Command::Replay(args) => {
+            return exit(runtime().and_then(|rt| rt.block_on(replay::run(*args))))
+        }
+        Command::Sessions { cmd } => {
+            return exit(runtime().and_then(|rt| rt.block_on(sessions::run(cmd))))
         }
     };
     match result {
