@@ -57,8 +57,14 @@ fn browser(tb: &Testbed, url: &str, email: &str) -> Result<()> {
     Ok(())
 }
 
+/// Dex logins through its web pages run one at a time: two at once made a plugin call hang (seen in CI).
+static DEX_LOGIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn login_then_kubectl_uses_the_exec_plugin_and_refreshes_silently() -> Result<()> {
+    let _one = DEX_LOGIN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tb = Testbed::load()?;
     let gw = Custos::start(&tb, &[])?;
     let dir = tempfile::tempdir()?;
@@ -158,6 +164,9 @@ fn login_then_kubectl_uses_the_exec_plugin_and_refreshes_silently() -> Result<()
 
 #[test]
 fn login_with_an_intent_opens_an_agent_session_that_kubectl_uses_until_it_ends() -> Result<()> {
+    let _one = DEX_LOGIN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tb = Testbed::load()?;
     let gw = Custos::start(&tb, &[])?;
     let dir = tempfile::tempdir()?;
