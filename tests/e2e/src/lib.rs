@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -443,4 +443,114 @@ pub fn unique(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xffffff)
+}
+
+/// kubectl under a pseudo-terminal (`script`), typed into as a person would; output read as it comes.
+pub struct Tty {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    output: mpsc::Receiver<Vec<u8>>,
+    /// Everything the terminal showed so far.
+    pub seen: String,
+}
+
+impl Tty {
+    /// Runs `command_line` under `script`, with piped input and output.
+    pub fn spawn(command_line: &str) -> Result<Tty> {
+        let mut child = Command::new("script")
+            .args(["-qefc", command_line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let (tx, output) = mpsc::channel();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Tty {
+            child,
+            stdin,
+            output,
+            seen: String::new(),
+        })
+    }
+
+    /// Types `line` (include the newline); returns when it was sent.
+    pub fn type_line(&mut self, line: &str) -> Result<Instant> {
+        use std::io::Write;
+        self.stdin.write_all(line.as_bytes())?;
+        self.stdin.flush()?;
+        Ok(Instant::now())
+    }
+
+    /// Waits until the screen shows `needle` after `from` bytes of it; returns the position after it.
+    pub fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.seen.get(from..).and_then(|s| s.find(needle)) {
+                return Ok(from + i + needle.len());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => {
+                    return Err(anyhow!(
+                        "{needle:?} not on the screen within {timeout:?}; screen:\n{}",
+                        self.seen
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for kubectl to exit, collecting the rest of the screen.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            while let Ok(bytes) = self.output.try_recv() {
+                self.seen.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            if self.child.try_wait()?.is_some() {
+                while let Ok(bytes) = self.output.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "kubectl still running after {timeout:?}; screen:\n{}",
+            self.seen
+        )
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -4,14 +4,12 @@
 //! (held bytes are flushed when the stream goes idle) and what it prints is masked too. A WebSocket
 //! subprotocol Custos cannot unpack is refused with the reason.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use custos_e2e::{kubectl, kubectl_bin, unique, Custos, Testbed};
+use custos_e2e::{kubectl, kubectl_bin, unique, Custos, Testbed, Tty};
 
 /// An AWS access key id, different on every run: `AKIA` and 16 characters of `[A-Z2-7]`.
 fn aws_key() -> String {
@@ -179,90 +177,6 @@ fn exec_output_is_masked_and_keeps_its_length_over_spdy_with_kubectl_1_27() -> R
 #[test]
 fn exec_output_is_masked_and_keeps_its_length_over_websocket_with_kubectl_1_33() -> Result<()> {
     cat_is_masked(33)
-}
-
-/// kubectl under a pseudo-terminal (`script`), typed into as a person would; output read as it comes.
-struct Tty {
-    child: Child,
-    stdin: std::process::ChildStdin,
-    output: mpsc::Receiver<Vec<u8>>,
-    seen: String,
-}
-
-impl Tty {
-    fn spawn(command_line: &str) -> Result<Tty> {
-        let mut child = Command::new("script")
-            .args(["-qefc", command_line, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-        let (tx, output) = mpsc::channel();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut pipe = pipe;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Ok(Tty {
-            child,
-            stdin,
-            output,
-            seen: String::new(),
-        })
-    }
-
-    fn type_line(&mut self, line: &str) -> Result<Instant> {
-        self.stdin.write_all(line.as_bytes())?;
-        self.stdin.flush()?;
-        Ok(Instant::now())
-    }
-
-    /// Waits until the screen shows `needle` after `from` bytes of it; returns the position after it.
-    fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<usize> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.seen.get(from..).and_then(|s| s.find(needle)) {
-                return Ok(from + i + needle.len());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.output.recv_timeout(left) {
-                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => {
-                    return Err(anyhow!(
-                        "{needle:?} not on the screen within {timeout:?}; screen:\n{}",
-                        self.seen
-                    ))
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Tty {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn interactive(minor: u32) -> Result<()> {
