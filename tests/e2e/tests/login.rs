@@ -1,6 +1,7 @@
 //! `custos login` and `custos token` against the real Dex: a person's browser login (authorization code
 //! with PKCE on a loopback redirect), then kubectl using the exec plugin, then a silent refresh.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -57,6 +58,34 @@ fn browser(tb: &Testbed, url: &str, email: &str) -> Result<()> {
     Ok(())
 }
 
+/// `custos login` against Dex's password connector, writing `kc` and caching under `cache_home`.
+fn spawn_login(
+    tb: &Testbed,
+    gw: &Custos,
+    kc: &Path,
+    cache_home: &Path,
+    extra: &[&str],
+) -> Result<Streaming> {
+    let mut c = Command::new(custos_bin()?);
+    c.arg("login")
+        .args(["--server", &gw.url])
+        .arg("--ca")
+        .arg(&gw.ca)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args([
+            "--issuer",
+            tb.var("TESTBED_OIDC_ISSUER")?,
+            "--client-id",
+            tb.var("TESTBED_OIDC_CLIENT_ID")?,
+        ])
+        .args(["--oidc-ca-file", tb.var("TESTBED_CA")?])
+        .args(["--auth-param", "connector_id=local"])
+        .args(extra)
+        .env("XDG_CACHE_HOME", cache_home);
+    Streaming::spawn(c)
+}
+
 /// Dex logins through its web pages run one at a time: two at once made a plugin call hang (seen in CI).
 static DEX_LOGIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -70,26 +99,13 @@ fn login_then_kubectl_uses_the_exec_plugin_and_refreshes_silently() -> Result<()
     let dir = tempfile::tempdir()?;
     let kc = dir.path().join("config");
     let cache_home = dir.path().join("cache");
-    let mut login = Streaming::spawn({
-        let mut c = Command::new(custos_bin()?);
-        c.arg("login")
-            .args(["--server", &gw.url])
-            .arg("--ca")
-            .arg(&gw.ca)
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .args([
-                "--issuer",
-                tb.var("TESTBED_OIDC_ISSUER")?,
-                "--client-id",
-                tb.var("TESTBED_OIDC_CLIENT_ID")?,
-            ])
-            .args(["--oidc-ca-file", tb.var("TESTBED_CA")?])
-            .args(["--auth-param", "connector_id=local"])
-            .args(["--namespace", tb.var("TESTBED_NAMESPACE")?])
-            .env("XDG_CACHE_HOME", &cache_home);
-        c
-    })?;
+    let mut login = spawn_login(
+        &tb,
+        &gw,
+        &kc,
+        &cache_home,
+        &["--namespace", tb.var("TESTBED_NAMESPACE")?],
+    )?;
     let line = login.wait_for("/auth?", Duration::from_secs(20))?;
     let url = line.trim().to_owned();
     browser(&tb, &url, "oncall@custos.test")?;
@@ -172,33 +188,20 @@ fn login_with_an_intent_opens_an_agent_session_that_kubectl_uses_until_it_ends()
     let dir = tempfile::tempdir()?;
     let kc = dir.path().join("config");
     let cache_home = dir.path().join("cache");
-    let mut login = Streaming::spawn({
-        let mut c = Command::new(custos_bin()?);
-        c.arg("login")
-            .args(["--server", &gw.url])
-            .arg("--ca")
-            .arg(&gw.ca)
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .args([
-                "--issuer",
-                tb.var("TESTBED_OIDC_ISSUER")?,
-                "--client-id",
-                tb.var("TESTBED_OIDC_CLIENT_ID")?,
-            ])
-            .args(["--oidc-ca-file", tb.var("TESTBED_CA")?])
-            .args(["--auth-param", "connector_id=local"])
-            .args([
-                "--intent",
-                "check the payments rollout",
-                "--ticket",
-                "CHG-77",
-                "--ttl",
-                "10m",
-            ])
-            .env("XDG_CACHE_HOME", &cache_home);
-        c
-    })?;
+    let mut login = spawn_login(
+        &tb,
+        &gw,
+        &kc,
+        &cache_home,
+        &[
+            "--intent",
+            "check the payments rollout",
+            "--ticket",
+            "CHG-77",
+            "--ttl",
+            "10m",
+        ],
+    )?;
     let line = login.wait_for("/auth?", Duration::from_secs(20))?;
     browser(&tb, line.trim(), "oncall@custos.test")?;
     let opened = login.wait_for("custos: session ss-", Duration::from_secs(20))?;
