@@ -29,6 +29,8 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
+use crate::recordings::RecordingsArgs;
+
 /// The log's default name: the checkpoint origin and the signing key's name.
 pub const DEFAULT_LOG_NAME: &str = "custos";
 
@@ -133,6 +135,8 @@ pub enum AuditCommand {
         pins: Vec<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        recordings: RecordingsArgs,
     },
     /// Print the log's verifier key (never the private key), for auditors and `--key`.
     Key {
@@ -207,6 +211,8 @@ pub enum EvidenceCommand {
         wait: u64,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        recordings: RecordingsArgs,
     },
     /// Verify an evidence bundle offline: MANIFEST, the checkpoint's signature, every record's
     /// inclusion proof, and consistency with a checkpoint you kept; exits 1 and says where on failure.
@@ -256,7 +262,15 @@ pub async fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             log.close().await;
             result.map(|()| ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { key, pins, store } => verify(&store, key.as_deref(), &pins).await,
+        AuditCommand::Verify {
+            key,
+            pins,
+            store,
+            recordings,
+        } => {
+            let recordings = recordings.dir(&store.data_dir)?;
+            verify(&store, &recordings, key.as_deref(), &pins).await
+        }
         AuditCommand::Key {
             create,
             log_name,
@@ -279,6 +293,7 @@ pub async fn run_evidence(cmd: EvidenceCommand) -> anyhow::Result<ExitCode> {
             key,
             wait,
             store,
+            recordings,
         } => {
             let export = Export {
                 from,
@@ -288,7 +303,7 @@ pub async fn run_evidence(cmd: EvidenceCommand) -> anyhow::Result<ExitCode> {
                 out,
                 consistency_from,
                 wait: Duration::from_secs(wait),
-                recordings: crate::recordings::data_dir_recordings(&store.data_dir),
+                recordings: recordings.dir(&store.data_dir)?,
             };
             export.run(&store, key.as_deref()).await
         }
@@ -620,7 +635,12 @@ pub(crate) fn column(value: &str) -> String {
 
 // ---- audit verify ----
 
-async fn verify(args: &StoreArgs, key: Option<&str>, pins: &[PathBuf]) -> anyhow::Result<ExitCode> {
+async fn verify(
+    args: &StoreArgs,
+    recordings_dir: &Path,
+    key: Option<&str>,
+    pins: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let (key, key_from) = verifier_key(args, key).await?;
     let mut pinned = Vec::with_capacity(pins.len());
     for pin in pins {
@@ -633,7 +653,7 @@ async fn verify(args: &StoreArgs, key: Option<&str>, pins: &[PathBuf]) -> anyhow
     let result = verify_store_with(store.as_ref(), &key, &pinned).await;
     // Each recording against the chunk records the (now verified) log holds for it.
     let recordings = match &result {
-        Ok(_) => Some(crate::recordings::verify_store(store.as_ref(), &args.data_dir).await),
+        Ok(_) => Some(crate::recordings::verify_store(store.as_ref(), recordings_dir).await),
         Err(_) => None,
     };
     store.close().await;
@@ -654,8 +674,9 @@ async fn verify(args: &StoreArgs, key: Option<&str>, pins: &[PathBuf]) -> anyhow
             let mut text = store_report(&report, &where_, &key, &key_from, pins.len());
             if let Some(Ok(checked)) = recordings {
                 text.push_str(&format!(
-                    "  recordings   {} checked against their stream-chunk records\n",
-                    checked.recordings
+                    "  recordings   {} checked against their stream-chunk records ({})\n",
+                    checked.recordings,
+                    recordings_dir.display()
                 ));
                 for w in checked.warnings {
                     eprintln!("custos: warning: {w}");

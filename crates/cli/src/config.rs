@@ -71,6 +71,18 @@ pub struct Config {
     pub masking: MaskingSection,
     /// Reviews and grants.
     pub approvals: ApprovalsSection,
+    /// Where exec/attach session recordings are written.
+    pub recordings: RecordingsSection,
+}
+
+/// `recordings:`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RecordingsSection {
+    /// The recordings directory (created 0700); default `<dataDir>/recordings`. Replicas sharing one
+    /// PostgreSQL log can share one directory (a mounted volume), so one place holds every recording
+    /// the log refers to. Relative paths are relative to the working directory, like `dataDir`.
+    pub dir: Option<PathBuf>,
 }
 
 /// `approvals:`
@@ -293,6 +305,7 @@ impl Default for Config {
             policy: PolicySection::default(),
             masking: MaskingSection::default(),
             approvals: ApprovalsSection::default(),
+            recordings: RecordingsSection::default(),
         }
     }
 }
@@ -309,6 +322,9 @@ pub struct Overrides {
     /// State directory [file: dataDir]
     #[arg(long, env = "CUSTOS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Recordings directory, default <DATA_DIR>/recordings [file: recordings.dir]
+    #[arg(long, env = "CUSTOS_RECORDINGS", value_name = "DIR")]
+    pub recordings: Option<PathBuf>,
     /// Kubeconfig of the upstream apiserver [file: upstream.kubeconfig]
     #[arg(long, env = "CUSTOS_UPSTREAM_KUBECONFIG")]
     pub upstream_kubeconfig: Option<PathBuf>,
@@ -428,6 +444,7 @@ impl Config {
         set(&mut self.listen, &o.listen);
         set(&mut self.ops_listen, &o.ops_listen);
         set(&mut self.data_dir, &o.data_dir);
+        opt(&mut self.recordings.dir, &o.recordings);
         if o.upstream_kubeconfig.is_some() {
             self.upstream.kubeconfig.clone_from(&o.upstream_kubeconfig);
         }
@@ -522,6 +539,21 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("dataDir", "must not be empty"));
+        }
+        if let Some(dir) = &self.recordings.dir {
+            if dir.as_os_str().is_empty() {
+                return Err(invalid(
+                    "recordings.dir",
+                    "must not be empty (leave it out for <dataDir>/recordings)",
+                ));
+            }
+            // Caught here, with the field's name, rather than as "File exists" when it is created.
+            if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+                return Err(invalid(
+                    "recordings.dir",
+                    format!("{} exists and is not a directory", dir.display()),
+                ));
+            }
         }
         match (&self.tls.cert_file, &self.tls.key_file) {
             (Some(_), None) => {
@@ -667,6 +699,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The recordings directory: `recordings.dir`, else `<dataDir>/recordings`.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings
+            .dir
+            .clone()
+            .unwrap_or_else(|| custos_gateway::recording::dir_in(&self.data_dir))
     }
 
     /// The upstream kubeconfig path: configured, else `$KUBECONFIG` (first entry), else `~/.kube/config`.

@@ -1,6 +1,7 @@
-//! Stream recordings beside the log: `<data dir>/recordings/<name>`, named by the `custos.streams[]`
-//! references of `stream-*` records. This module finds them, copies them into evidence bundles
-//! (listed in the MANIFEST with their SHA-256) and checks each against its `stream-chunk` records.
+//! Stream recordings beside the log: `<data dir>/recordings/<name>` (or the gateway's
+//! `recordings.dir`: `--recordings DIR`), named by the `custos.streams[]` references of `stream-*`
+//! records. This module finds them, copies them into evidence bundles (listed in the MANIFEST with
+//! their SHA-256) and checks each against its `stream-chunk` records.
 //!
 //! The recording format is `custos-recording`'s; this module talks to it through exactly two
 //! functions, [`verify`] and [`play`]. A recording name comes from a record and is treated as
@@ -63,6 +64,28 @@ pub fn data_dir_recordings(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR)
 }
 
+/// Where the commands that read recordings find them: the same flag and variable as `custos serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RecordingsArgs {
+    /// Recordings directory: the gateway's recordings.dir [default: <DATA_DIR>/recordings]
+    #[arg(long = "recordings", env = "CUSTOS_RECORDINGS", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl RecordingsArgs {
+    /// The directory given, else `<data_dir>/recordings`; an empty one is refused (it would mean
+    /// the working directory).
+    pub fn dir(&self, data_dir: &Path) -> anyhow::Result<PathBuf> {
+        match &self.dir {
+            Some(d) if d.as_os_str().is_empty() => {
+                bail!("--recordings (CUSTOS_RECORDINGS) must not be empty")
+            }
+            Some(d) => Ok(d.clone()),
+            None => Ok(data_dir_recordings(data_dir)),
+        }
+    }
+}
+
 /// Recordings the records refer to, each with the chunk references of its `stream-chunk` records
 /// (in log order; empty for a stream that recorded nothing).
 #[derive(Debug, Default)]
@@ -105,7 +128,8 @@ impl Referenced {
             let path = path_in(dir, name)?;
             if !path.is_file() {
                 bail!(
-                    "recording {name}: referenced by the log's stream records but missing ({})",
+                    "recording {name}: referenced by the log's stream records but missing ({}; \
+                     --recordings names the gateway's recordings.dir)",
                     path.display()
                 );
             }
@@ -230,8 +254,8 @@ pub fn verify_bundle(bundle_dir: &Path) -> anyhow::Result<Checked> {
     referenced.verify_in(&dir)
 }
 
-/// Checks every recording the log's stream records refer to against its chunk records.
-pub async fn verify_store(store: &dyn LogStore, data_dir: &Path) -> anyhow::Result<Checked> {
+/// Checks every recording the log's stream records refer to, in `dir`, against its chunk records.
+pub async fn verify_store(store: &dyn LogStore, dir: &Path) -> anyhow::Result<Checked> {
     let mut referenced = Referenced::default();
     for kind in [
         RecordKind::StreamOpened,
@@ -244,7 +268,7 @@ pub async fn verify_store(store: &dyn LogStore, data_dir: &Path) -> anyhow::Resu
         };
         crate::sessions::scan(store, query, |l| referenced.add(&l.record)).await?;
     }
-    let dir = data_dir_recordings(data_dir);
+    let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || referenced.verify_in(&dir)).await?
 }
 

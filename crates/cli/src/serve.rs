@@ -127,10 +127,9 @@ pub async fn run(cfg: Config) -> Result<()> {
                 .context("approvals (PostgreSQL)")?,
         )
     };
-    // Exec/attach recordings beside the log (fail closed: a gateway that cannot write them refuses
-    // exec and attach).
-    let recordings = custos_gateway::recording::Recordings::open_in(&cfg.data_dir)
-        .context("recordings directory")?;
+    // Exec/attach recordings beside the log, or in `recordings.dir` (fail closed: a gateway that
+    // cannot write there does not start).
+    let recordings = open_recordings(&cfg.recordings_dir())?;
     let recorder = Recorder::new(appender, gateway_id).with_recordings(recordings);
     let notify: Option<Arc<dyn custos_gateway::approve::Notify>> = if cfg
         .approvals
@@ -265,6 +264,21 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Opens (creating it, 0700) the recordings directory and proves it writable with a file created and
+/// removed there: a read-only or foreign shared volume stops start-up here, not every exec later.
+fn open_recordings(dir: &std::path::Path) -> Result<custos_gateway::recording::Recordings> {
+    let field = || format!("recordings.dir {}", dir.display());
+    let recordings = custos_gateway::recording::Recordings::open(dir).with_context(field)?;
+    // A hidden name: never taken for a recording (their names are plain), gone when dropped.
+    tempfile::Builder::new()
+        .prefix(".custos-write-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .with_context(|| format!("{}: cannot write there", field()))?;
+    tracing::info!(dir = %dir.display(), "exec/attach sessions are recorded here");
+    Ok(recordings)
 }
 
 /// Where copies of signed checkpoints go besides the store: the file, the endpoint, or both (the

@@ -2,7 +2,8 @@
 //! Custos agent session token, or of one credential (an OIDC token, a client certificate) used
 //! without one, in order, each with its decision, approval, grant, status and recordings.
 //!
-//! Read-only: records come from the store the gateway writes, recordings from `<data dir>/recordings`.
+//! Read-only: records come from the store the gateway writes, recordings from `<data dir>/recordings`
+//! (or `--recordings DIR`, the gateway's `recordings.dir`).
 //! Record content is untrusted: text output replaces control characters, so a name cannot drive the
 //! terminal (playback excepted: a recording is terminal output by nature, and was masked when recorded).
 
@@ -22,6 +23,7 @@ use custos_audit::MicroTime;
 use custos_store::LogStore;
 
 use crate::audit_cmd::{column, open_store, parse_time, write_out, StoreArgs};
+use crate::recordings::RecordingsArgs;
 pub use load::{scan, session_records, Window};
 use timeline::{Aggregator, SessionKey, Step, Summary};
 use view::Event;
@@ -89,6 +91,8 @@ pub enum SessionsCommand {
         window: WindowArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        recordings: RecordingsArgs,
     },
 }
 
@@ -130,13 +134,15 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<ExitCode> {
             stream,
             window,
             store,
+            recordings,
         } => {
             let key = SessionKey::parse(&id).map_err(anyhow::Error::msg)?;
+            let dir = recordings.dir(&store.data_dir)?;
             let log = open_store(&store).await?;
             let result = load(log.as_ref(), &key, &window).await;
             log.close().await;
             let (_, steps) = result?;
-            play(&store, &key, &steps, speed, stream).await
+            play(dir, &key, &steps, speed, stream).await
         }
     }
 }
@@ -433,7 +439,7 @@ fn detail_lines(e: &Event) -> Vec<String> {
 }
 
 async fn play(
-    store: &StoreArgs,
+    dir: std::path::PathBuf,
     key: &SessionKey,
     steps: &[Step],
     speed: f64,
@@ -463,7 +469,6 @@ async fn play(
             .map(|(i, n)| (i + 1, n))
             .collect(),
     };
-    let dir = crate::recordings::data_dir_recordings(&store.data_dir);
     let total = all.len();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for (n, name) in chosen {

@@ -158,3 +158,91 @@ fn a_log_name_that_could_never_sign_a_checkpoint_is_refused() {
         }
     }
 }
+
+#[test]
+fn recordings_are_in_the_data_dir_unless_a_directory_is_configured() {
+    let c = Config::from_yaml("dataDir: /var/lib/custos\n").expect("parse");
+    c.validate().expect("valid");
+    assert_eq!(c.recordings.dir, None);
+    assert_eq!(
+        c.recordings_dir(),
+        Path::new("/var/lib/custos").join("recordings")
+    );
+
+    let mut c =
+        Config::from_yaml("dataDir: /var/lib/custos\nrecordings:\n  dir: /mnt/shared/recordings\n")
+            .expect("parse");
+    c.validate().expect("valid");
+    assert_eq!(c.recordings_dir(), Path::new("/mnt/shared/recordings"));
+    // A directory that does not exist yet is fine: serve creates it.
+    c.apply(&Overrides {
+        recordings: Some("/mnt/other/recordings".into()),
+        ..Default::default()
+    });
+    c.validate().expect("valid");
+    assert_eq!(c.recordings_dir(), Path::new("/mnt/other/recordings"));
+}
+
+#[test]
+fn a_relative_recordings_dir_is_taken_as_given_like_data_dir() {
+    // Both are relative to the working directory; neither is resolved against the other.
+    let c = Config::from_yaml("dataDir: state\nrecordings:\n  dir: shared/recordings\n")
+        .expect("parse");
+    c.validate().expect("valid");
+    assert_eq!(c.recordings_dir(), Path::new("shared/recordings"));
+}
+
+#[test]
+fn an_unusable_recordings_dir_is_refused_with_its_field() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    let yaml = |dir: &Path| {
+        format!(
+            "recordings:\n  dir: {}\n",
+            serde_json::to_string(&dir.display().to_string()).expect("json")
+        )
+    };
+    Config::from_yaml(&yaml(&existing))
+        .expect("parse")
+        .validate()
+        .expect("an existing directory is valid");
+    for (text, why) in [
+        ("recordings:\n  dir: \"\"\n".to_owned(), "must not be empty"),
+        (yaml(&file), "is not a directory"),
+    ] {
+        let c = Config::from_yaml(&text).expect("parses");
+        match c.validate() {
+            Err(ConfigError::Invalid { field, message }) => {
+                assert_eq!(field, "recordings.dir", "{text}");
+                assert!(message.contains(why), "{text}: {message}");
+            }
+            other => panic!("{text}: expected recordings.dir to be refused, got {other:?}"),
+        }
+    }
+    // The same check for the flag (and CUSTOS_RECORDINGS).
+    let mut c = Config::default();
+    c.apply(&Overrides {
+        recordings: Some(file.clone()),
+        ..Default::default()
+    });
+    match c.validate() {
+        Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "recordings.dir"),
+        other => panic!("expected recordings.dir to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_recordings_section_refuses_unknown_fields_and_wrong_types() {
+    for (text, needle) in [
+        ("recordings:\n  directory: /r\n", "directory"),
+        ("recordings:\n  dir: /r\n  mode: 0700\n", "mode"),
+        ("recordings: /r\n", "recordings"),
+        ("recordings:\n  dir: [a, b]\n", "recordings.dir"),
+    ] {
+        let err = Config::from_yaml(text).expect_err(text);
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}
