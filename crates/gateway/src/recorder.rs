@@ -26,6 +26,9 @@ use custos_store::Appender;
 
 use crate::{Body, BoxError};
 
+#[cfg(test)]
+mod tests;
+
 /// Appends the gateway's records.
 #[derive(Clone)]
 pub struct Recorder {
@@ -248,6 +251,84 @@ impl Recorder {
             };
             http_body_util::BodyExt::boxed(tracked)
         })
+    }
+}
+
+/// The request record's annotation naming the media type of the body it carries.
+pub const CONTENT_TYPE_ANNOTATION: &str = "custos.dev/content-type";
+
+/// The request media types Kubernetes reads: the only values [`CONTENT_TYPE_ANNOTATION`] takes.
+pub const REQUEST_MEDIA_TYPES: [&str; 9] = [
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+    "application/cbor",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/apply-patch+cbor",
+];
+
+/// Longest media type (type/subtype, before any parameter) looked at; longer is not recorded.
+const MAX_MEDIA_TYPE: usize = 100;
+
+/// The known request media type `s` names: its type/subtype (parameters dropped, whitespace trimmed,
+/// case ignored) when that is one of [`REQUEST_MEDIA_TYPES`]; `None` for anything else.
+pub fn known_media_type(s: &str) -> Option<&'static str> {
+    let essence = s.split(';').next().unwrap_or_default().trim();
+    if essence.len() > MAX_MEDIA_TYPE {
+        return None;
+    }
+    REQUEST_MEDIA_TYPES
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(essence))
+}
+
+/// The media type of a request's body as recorded: the first `Content-Type` header (the one the
+/// apiserver reads) when it names a known type; `None` when absent, unknown, over-long or not text.
+/// Only an allow-listed constant is ever recorded, never the client's bytes.
+pub fn request_media_type(headers: &http::HeaderMap) -> Option<&'static str> {
+    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    known_media_type(value)
+}
+
+/// Whether the body of a request with `verb` is `DeleteOptions` rather than an object.
+pub fn is_delete(verb: &str) -> bool {
+    matches!(verb, "delete" | "deletecollection")
+}
+
+/// Adds what a request body says to its request record: the body masked strictly (JSON or YAML;
+/// other bodies stay recorded by size) with what was masked, and its media type
+/// ([`CONTENT_TYPE_ANNOTATION`]). A delete's body is masked as `DeleteOptions`, not as the object.
+pub fn request_body(
+    record: &mut Record,
+    masking: &crate::mask::MaskSettings,
+    hint: &custos_mask::Hint,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) {
+    if body.is_empty() {
+        return;
+    }
+    if let Some(media_type) = request_media_type(headers) {
+        record
+            .annotations
+            .insert(CONTENT_TYPE_ANNOTATION.into(), media_type.into());
+    }
+    let options;
+    let hint = if record.verb.as_deref().is_some_and(is_delete) {
+        options = custos_mask::Hint {
+            kind: Some("DeleteOptions".into()),
+            exempt: hint.exempt.clone(),
+        };
+        &options
+    } else {
+        hint
+    };
+    if let Some((object, counts)) = crate::mask::request_object(masking, hint, body) {
+        record.request_object = Some(storable(object));
+        record.custos.masked = counts.iter().map(|(k, n)| (k.to_owned(), n)).collect();
     }
 }
 

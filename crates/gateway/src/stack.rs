@@ -138,11 +138,14 @@ async fn pipeline(
     let (mut parts, incoming) = req.into_parts();
     let mut hint = Hint::for_resource(&attrs.api_group, &attrs.resource, &attrs.subresource);
     hint.exempt.push(identity.user.username.clone());
-    let buffered = if decide::needs_body(&attrs) && !upgrade {
+    // A delete's body (DeleteOptions: propagation, grace period, preconditions, dryRun) is read too,
+    // for its record and for a preview; policy still sees no body facts for it.
+    let reads_body = decide::needs_body(&attrs) || recorder::is_delete(&attrs.verb);
+    let buffered = if reads_body && !upgrade {
         let bytes = forward::read_body(incoming, gw.limits.max_body_bytes).await?;
         // A write carrying the marker would replace a real secret with it (a masked `kubectl get -o
         // yaml` applied back): refused, nothing changes.
-        if custos_mask::carries_marker(&bytes) {
+        if decide::needs_body(&attrs) && custos_mask::carries_marker(&bytes) {
             return Err(GatewayError::CarriesMaskedValue {
                 marker: custos_mask::MARKER,
             });
@@ -153,8 +156,8 @@ async fn pipeline(
     };
     if let Some(gate) = &gw.policy {
         let facts = match &buffered {
-            Buffered::Read(bytes) => BodyFacts::extract(bytes),
-            Buffered::Stream(_) => BodyFacts::none(),
+            Buffered::Read(bytes) if decide::needs_body(&attrs) => BodyFacts::extract(bytes),
+            _ => BodyFacts::none(),
         };
         if let Some(asked) = &asked {
             let d = gate.decide_impersonation(&identity, &attrs, asked, conn.peer.ip());
@@ -212,12 +215,10 @@ async fn pipeline(
     }
     record.custos.decision = decision.as_ref().map(decide::decision_record);
     record.custos.session = session.as_ref().map(session::session_ref);
-    // The request body as sent, masked strictly: records never hold a secret.
+    // The request body as sent, masked strictly (records never hold a secret), and its media type
+    // from an allow-list (so a replay sends the same patch type; never the client's raw header).
     if let Buffered::Read(bytes) = &buffered {
-        if let Some((object, counts)) = mask::request_object(&gw.masking, &hint, bytes) {
-            record.request_object = Some(recorder::storable(object));
-            record.custos.masked = counts.iter().map(|(k, n)| (k.to_owned(), n)).collect();
-        }
+        recorder::request_body(&mut record, &gw.masking, &hint, &parts.headers, bytes);
     }
     record.custos.grant = grant.as_ref().map(approve::grant_ref);
     gw.recorder.append(&record).await?;
