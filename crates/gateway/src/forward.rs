@@ -20,7 +20,7 @@ use custos_stream::{wire, MaskingTap, UpstreamObserver, Wire};
 
 use crate::credentials::strip_websocket_token;
 use crate::error::GatewayError;
-use crate::port_forward::{PortForwardWire, PortForwards};
+use crate::port_forward::{captures_payload, Capture, PortForwardWire, PortForwards};
 use crate::relay::{relay, PassThrough, Tap};
 use crate::sanitize::{strip_for_upstream, strip_response};
 use crate::stream_record::StreamRecording;
@@ -106,6 +106,14 @@ pub async fn upgrade(
     } else {
         None
     };
+    // record: a port-forward whose policy asks for its payloads gets its recording the same way.
+    let mut capture =
+        if stream_kind == "portforward" && captures_payload(request.custos.decision.as_ref()) {
+            let detector = gw.masking.detector;
+            Some(Capture::open(&gw.recorder, detector, &parts, request).await?)
+        } else {
+            None
+        };
     let query = parts.uri.query().unwrap_or("").to_owned();
     upstream_parts(gw, conn, &mut parts, identity, audit_id, true)?;
     let body = Empty::<Bytes>::new()
@@ -122,6 +130,9 @@ pub async fn upgrade(
             if let Some(r) = &recording {
                 r.abandon(None, &e.to_string()).await;
             }
+            if let Some(c) = capture.take() {
+                c.abandon(&gw.recorder, request, &e.to_string()).await;
+            }
             return Err(e);
         }
     };
@@ -134,6 +145,13 @@ pub async fn upgrade(
                 resp.status()
             );
             r.abandon(Some(resp.status().as_u16()), &why).await;
+        }
+        if let Some(c) = capture.take() {
+            let why = format!(
+                "the API server answered {} instead of starting the stream",
+                resp.status()
+            );
+            c.abandon(&gw.recorder, request, &why).await;
         }
         return Ok(downstream(resp, false));
     }
@@ -150,7 +168,8 @@ pub async fn upgrade(
     // unmasked or unrecorded — dropping the apiserver's connection ends the session it started.
     // port-forward (and proxied upgrades) carry an application's own protocol — TLS, HTTP, a
     // database's wire format — not terminal output: masking bytes inside it would corrupt it, so it
-    // passes through unchanged; port-forward's connections are followed for their records.
+    // passes through unchanged; port-forward's connections are followed for their records (and their
+    // payloads recorded, masked, when policy asks).
     let mut port_forwards = None;
     let taps: Taps = match &recording {
         Some(rec) => match terminal_taps(rec, gw.masking.detector, upgrade, subprotocol) {
@@ -162,7 +181,7 @@ pub async fn upgrade(
         },
         None if stream_kind == "portforward" => {
             let wire = PortForwardWire::of(upgrade, subprotocol, &query);
-            let (pf, up, down) = PortForwards::start(&gw.recorder, request, &wire);
+            let (pf, up, down) = PortForwards::start(&gw.recorder, request, &wire, capture.take());
             port_forwards = Some(pf);
             (Box::new(up), Box::new(down))
         }

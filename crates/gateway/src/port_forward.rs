@@ -1,6 +1,15 @@
 //! port-forward: one `port-forward-opened` and one `port-forward-closed` record per forwarded
-//! connection, with its pod port and the bytes each way (`custos.portForward`). Payloads are not
-//! captured (an application's own protocol, often TLS); they pass unchanged.
+//! connection, with its pod port and the bytes each way (`custos.portForward`). Payloads pass
+//! unchanged (an application's own protocol, often TLS: masking inside it would corrupt it).
+//!
+//! Payload capture, when a deciding permit says `@capture("payload")`: the bytes each way are also
+//! written, per connection and direction through a length-preserving text masker, as `fi` / `fo` events
+//! of a recording (`<dataDir>/recordings/<audit-id>.cast`, see `custos_recording`), bound to the audit
+//! log chunk by chunk like an exec recording (`stream-opened`, `stream-chunk`…, `stream-closed`). The
+//! file and its `stream-opened` record are durable before the apiserver is asked (no recording, no
+//! stream: 503); a write failure closes the stream. The recording lags the live bytes by what the
+//! masker holds back (at most 4 KiB per direction and connection, let out when the direction goes
+//! quiet or the connection closes).
 //!
 //! Connections are followed on every wire kubectl and the client libraries use:
 //! - SPDY/3.1 (`portforward.k8s.io`, kubectl ≤ 1.30): each connection is a `data` stream (with its
@@ -16,17 +25,23 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::future::BoxFuture;
 
-use custos_audit::record::{PortForward, Record, RecordKind, Stage};
+use custos_audit::record::DecisionRecord;
+use custos_audit::record::{PortForward, Record, RecordKind, Stage, StreamRef};
+use custos_mask::{Detector, TextMasker};
+use custos_recording::{Event as CastEvent, Header, Writer};
 use custos_stream::spdy::{Sender, SpdyReader, Streams};
 use custos_stream::ws::{frame as ws_frame, frame::Role, WsReader};
 use custos_stream::{Channel, Event, StreamError};
 
+use crate::error::GatewayError;
 use crate::recorder::Recorder;
 use crate::relay::{RelayTotals, Tap, TapError};
+use crate::stream_record::{create_file, facts, seal_chunk};
 
 #[cfg(test)]
 mod tests;
@@ -73,11 +88,193 @@ impl PortForwardWire {
     }
 }
 
+/// Whether the decision asks for port-forward payloads to be recorded: any deciding permit with
+/// `@capture("payload")` (recording more is the safe side of a disagreement).
+pub fn captures_payload(decision: Option<&DecisionRecord>) -> bool {
+    decision.is_some_and(|d| {
+        d.annotations.iter().any(|(k, v)| {
+            k.rsplit_once('/').is_some_and(|(_, key)| key == "capture") && v == "payload"
+        })
+    })
+}
+
+/// The payload recording of one port-forward stream.
+pub struct Capture {
+    writer: Writer,
+    detector: &'static Detector,
+    started: Instant,
+    /// One masker per connection and direction (`true`: into the pod).
+    maskers: HashMap<(u32, bool), Masked>,
+    to_pod: u64,
+    from_pod: u64,
+}
+
+struct Masked {
+    masker: TextMasker<'static>,
+    /// Bytes taken and not yet written.
+    held: u64,
+}
+
+impl Capture {
+    /// Creates the recording of the port-forward stream `request` describes; its header and
+    /// `stream-opened` record are durable when this returns. An error refuses the stream (503).
+    pub async fn open(
+        recorder: &Recorder,
+        detector: &'static Detector,
+        parts: &http::request::Parts,
+        request: &Record,
+    ) -> Result<Capture, GatewayError> {
+        let header = Header::new(facts(parts, request, "portforward", recorder.gateway_id()));
+        let writer = create_file(
+            recorder,
+            request,
+            header,
+            "policy asks for port-forward payloads to be recorded",
+        )
+        .await?;
+        Ok(Capture {
+            writer,
+            detector,
+            started: Instant::now(),
+            maskers: HashMap::new(),
+            to_pod: 0,
+            from_pod: 0,
+        })
+    }
+
+    /// The apiserver did not start the stream (`why`): the recording is sealed and closed with that.
+    pub async fn abandon(self, recorder: &Recorder, request: &Record, why: &str) {
+        let mut st = State {
+            capture: Some(self),
+            ..State::default()
+        };
+        let chunk = st.capture.as_mut().and_then(|c| c.writer.cut());
+        let failure = match chunk {
+            Some(c) => seal_chunk(recorder, request, c).await.err().map(|(_, d)| d),
+            None => None,
+        };
+        let error = failure.unwrap_or_else(|| why.chars().take(1024).collect());
+        if let Some(r) = closed_record(recorder, request, &st, Some(error)) {
+            if let Err(e) = recorder.append(&r).await {
+                tracing::error!(audit_id = ?request.audit_id, error = %e, "the stream-closed record could not be written");
+            }
+        }
+    }
+
+    /// Masks `bytes` of connection `conn` in one direction and writes what the masker lets out.
+    fn take(&mut self, conn: u32, to_pod: bool, bytes: &[u8]) -> Result<(), String> {
+        let detector = self.detector;
+        let m = self
+            .maskers
+            .entry((conn, to_pod))
+            .or_insert_with(|| Masked {
+                masker: TextMasker::new(detector),
+                held: 0,
+            });
+        let mut out = Vec::with_capacity(bytes.len());
+        m.masker.push(bytes, &mut out);
+        m.held += bytes.len() as u64;
+        self.write(conn, to_pod, &out)
+    }
+
+    /// Lets out what the maskers of one direction (or both, `None`) hold: `end` for connections that
+    /// are over (everything, masked), else an idle flush.
+    fn let_out(
+        &mut self,
+        conn: Option<u32>,
+        to_pod: Option<bool>,
+        end: bool,
+    ) -> Result<(), String> {
+        let mut keys: Vec<(u32, bool)> = self
+            .maskers
+            .iter()
+            .filter(|(&(c, d), m)| {
+                m.held > 0 && conn.is_none_or(|x| x == c) && to_pod.is_none_or(|x| x == d)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        for (c, d) in keys {
+            let mut out = Vec::new();
+            if let Some(m) = self.maskers.get_mut(&(c, d)) {
+                if end {
+                    m.masker.flush(&mut out);
+                } else {
+                    m.masker.flush_idle(&mut out);
+                }
+            }
+            self.write(c, d, &out)?;
+        }
+        Ok(())
+    }
+
+    fn holds(&self, to_pod: bool) -> bool {
+        self.writer.unsealed() > 0
+            || self
+                .maskers
+                .iter()
+                .any(|(&(_, d), m)| d == to_pod && m.held > 0)
+    }
+
+    fn write(&mut self, conn: u32, to_pod: bool, out: &[u8]) -> Result<(), String> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = self.maskers.get_mut(&(conn, to_pod)) {
+            m.held = m.held.saturating_sub(out.len() as u64);
+        }
+        if to_pod {
+            self.to_pod += out.len() as u64;
+        } else {
+            self.from_pod += out.len() as u64;
+        }
+        let event = CastEvent::forwarded(self.started.elapsed(), to_pod, conn, out);
+        self.writer
+            .event(&event)
+            .map_err(|e| format!("the port-forward payload recording could not be written: {e}"))
+    }
+}
+
+/// The `stream-closed` record of a payload recording (`None` without one).
+fn closed_record(
+    recorder: &Recorder,
+    request: &Record,
+    st: &State,
+    error: Option<String>,
+) -> Option<Record> {
+    let cap = st.capture.as_ref()?;
+    let mut r = recorder.derived(RecordKind::StreamClosed, request);
+    r.stage = Some(Stage::ResponseComplete);
+    r.custos.streams.push(cap.writer.whole());
+    for (channel, bytes) in [("to-pod", cap.to_pod), ("from-pod", cap.from_pod)] {
+        if bytes > 0 {
+            r.custos.streams.push(StreamRef {
+                recording: cap.writer.name().to_owned(),
+                channel: Some(channel.into()),
+                bytes,
+                ..StreamRef::default()
+            });
+        }
+    }
+    r.annotations.insert(
+        "custos.dev/recording-chunks".into(),
+        cap.writer.chunks().to_string(),
+    );
+    r.custos.error = st
+        .failure
+        .clone()
+        .or(error)
+        .map(|e| e.chars().take(1024).collect());
+    Some(r)
+}
+
 /// The connections of one port-forward stream, shared by the taps of both directions.
 pub struct PortForwards {
     recorder: Recorder,
     request: Record,
     state: Mutex<State>,
+    /// Held while a payload chunk is cut, synced and recorded, so chunk records are in order.
+    order: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -88,6 +285,8 @@ struct State {
     /// Legacy WebSocket: port-prefix bytes still to skip per server channel.
     prefix: HashMap<u32, usize>,
     failure: Option<String>,
+    /// The payload recording, when policy asks for one.
+    capture: Option<Capture>,
 }
 
 struct Conn {
@@ -99,17 +298,23 @@ struct Conn {
 }
 
 impl PortForwards {
-    /// Follows the connections of the stream `request` describes, carried as `wire`; returns the
-    /// shared state and the taps `(to_upstream, to_client)`.
+    /// Follows the connections of the stream `request` describes, carried as `wire`, recording
+    /// their payloads into `capture` if given; returns the shared state and the taps
+    /// `(to_upstream, to_client)`.
     pub fn start(
         recorder: &Recorder,
         request: &Record,
         wire: &PortForwardWire,
+        capture: Option<Capture>,
     ) -> (Arc<PortForwards>, PortForwardTap, PortForwardTap) {
         let pf = Arc::new(PortForwards {
             recorder: recorder.clone(),
             request: request.clone(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                capture,
+                ..State::default()
+            }),
+            order: tokio::sync::Mutex::new(()),
         });
         let (up, down) = match wire {
             PortForwardWire::Spdy | PortForwardWire::Tunnel => {
@@ -183,6 +388,13 @@ impl PortForwards {
         let Some(c) = st.conns.remove(&key) else {
             return;
         };
+        if let Some(cap) = st.capture.as_mut() {
+            let done = cap.let_out(Some(key), None, true);
+            cap.maskers.retain(|&(conn, _), _| conn != key);
+            if let Err(e) = done {
+                st.failure.get_or_insert(e);
+            }
+        }
         let mut r = self
             .recorder
             .derived(RecordKind::PortForwardClosed, &self.request);
@@ -215,13 +427,7 @@ impl PortForwards {
             Event::Data {
                 stream, bytes, fin, ..
             } => {
-                if let Some(c) = st.conns.get_mut(&stream) {
-                    if upstream {
-                        c.bytes_in += bytes.len() as u64;
-                    } else {
-                        c.bytes_out += bytes.len() as u64;
-                    }
-                }
+                self.count(st, stream, upstream, bytes);
                 if fin {
                     self.fin(st, stream, upstream);
                 }
@@ -253,19 +459,33 @@ impl PortForwards {
         if stream % 2 == 1 {
             return;
         }
-        let mut n = bytes.len();
+        let mut payload = bytes;
         if !upstream {
             if let Some(left) = st.prefix.get_mut(&stream) {
-                let skip = (*left).min(n);
+                let skip = (*left).min(payload.len());
                 *left -= skip;
-                n -= skip;
+                payload = &payload[skip..];
             }
         }
-        if let Some(c) = st.conns.get_mut(&stream) {
-            if upstream {
-                c.bytes_in += n as u64;
-            } else {
-                c.bytes_out += n as u64;
+        self.count(st, stream, upstream, payload);
+    }
+
+    /// Payload bytes of connection `key` in one direction: counted, and captured if asked.
+    fn count(&self, st: &mut State, key: u32, upstream: bool, bytes: &[u8]) {
+        let Some(c) = st.conns.get_mut(&key) else {
+            return;
+        };
+        if upstream {
+            c.bytes_in += bytes.len() as u64;
+        } else {
+            c.bytes_out += bytes.len() as u64;
+        }
+        if st.failure.is_some() || bytes.is_empty() {
+            return;
+        }
+        if let Some(cap) = st.capture.as_mut() {
+            if let Err(e) = cap.take(key, upstream, bytes) {
+                st.failure.get_or_insert(e);
             }
         }
     }
@@ -294,23 +514,72 @@ impl PortForwards {
                 Ok(())
             }),
             Reader::Opaque => {
-                if let Some(c) = st.conns.get_mut(&0) {
-                    if upstream {
-                        c.bytes_in += chunk.len() as u64;
-                    } else {
-                        c.bytes_out += chunk.len() as u64;
-                    }
-                }
+                self.count(st, 0, upstream, chunk);
                 Ok(())
             }
         };
-        parsed.map_err(|e| {
+        if let Err(e) = parsed {
             let reason =
                 format!("the port-forward stream cannot be followed for the audit log: {e}");
-            tracing::warn!(audit_id = ?self.request.audit_id, %reason, "closing a port-forward");
-            st.failure.get_or_insert(reason.clone());
-            TapError::new(reason)
-        })
+            st.failure.get_or_insert(reason);
+        }
+        self.failed(st)
+    }
+
+    /// The failure, once there is one, as the error that closes the stream.
+    fn failed(&self, st: &State) -> Result<(), TapError> {
+        match &st.failure {
+            None => Ok(()),
+            Some(reason) => {
+                tracing::warn!(audit_id = ?self.request.audit_id, %reason, "closing a port-forward");
+                Err(TapError::new(reason.clone()))
+            }
+        }
+    }
+
+    /// Whether a direction should be woken when quiet: payload held by its maskers, or a recording
+    /// chunk that will be due by time.
+    fn holds(&self, upstream: bool) -> bool {
+        let st = self.lock();
+        st.failure.is_none() && st.capture.as_ref().is_some_and(|c| c.holds(upstream))
+    }
+
+    /// A direction went quiet: what its maskers hold is recorded (partial candidates masked).
+    fn idle(&self, upstream: bool) -> Result<(), TapError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.failure.is_none() {
+            if let Some(cap) = st.capture.as_mut() {
+                if let Err(e) = cap.let_out(None, Some(upstream), false) {
+                    st.failure.get_or_insert(e);
+                }
+            }
+        }
+        self.failed(st)
+    }
+
+    /// Cuts, syncs and records the payload recording's current chunk if it is due (or any
+    /// unsealed bytes, `force`).
+    async fn seal(&self, force: bool) -> Result<(), TapError> {
+        let _order = self.order.lock().await;
+        let chunk = {
+            let mut st = self.lock();
+            self.failed(&st)?;
+            let Some(cap) = st.capture.as_mut() else {
+                return Ok(());
+            };
+            if !force && !cap.writer.due(cap.started.elapsed()) {
+                return Ok(());
+            }
+            cap.writer.cut()
+        };
+        let Some(chunk) = chunk else { return Ok(()) };
+        if let Err((_, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
+            let mut st = self.lock();
+            st.failure.get_or_insert(detail);
+            return self.failed(&st);
+        }
+        Ok(())
     }
 
     /// Appends the opened records of new connections, durably, before their bytes go on.
@@ -323,7 +592,7 @@ impl PortForwards {
                 return Err(TapError::new(reason));
             }
         }
-        Ok(())
+        self.seal(false).await
     }
 
     /// The relay ended: connections still open are closed (with the relay's error, if any), and
@@ -334,11 +603,27 @@ impl PortForwards {
             .as_ref()
             .err()
             .map(|e| format!("the stream ended with an error: {e}"));
-        let mut st = self.lock();
-        let mut keys: Vec<u32> = st.conns.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            self.close(&mut st, key, error.as_deref());
+        {
+            let mut st = self.lock();
+            let mut keys: Vec<u32> = st.conns.keys().copied().collect();
+            keys.sort_unstable();
+            for key in keys {
+                self.close(&mut st, key, error.as_deref());
+            }
+            if st.failure.is_none() {
+                if let Some(cap) = st.capture.as_mut() {
+                    if let Err(e) = cap.let_out(None, None, true) {
+                        st.failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        let _ = self.seal(true).await;
+        let closed = closed_record(&self.recorder, &self.request, &self.lock(), error);
+        if let Some(r) = closed {
+            if let Err(e) = self.recorder.append(&r).await {
+                tracing::error!(audit_id = ?self.request.audit_id, error = %e, "the stream-closed record could not be written");
+            }
         }
     }
 }
@@ -350,7 +635,7 @@ enum Reader {
     Opaque,
 }
 
-/// One direction of a port-forward stream: followed, counted, passed unchanged.
+/// One direction of a port-forward stream: followed, counted (and captured if asked), passed unchanged.
 pub struct PortForwardTap {
     reader: Reader,
     upstream: bool,
@@ -360,6 +645,14 @@ pub struct PortForwardTap {
 impl Tap for PortForwardTap {
     fn on_chunk(&mut self, chunk: &mut BytesMut) -> Result<(), TapError> {
         self.pf.follow(&mut self.reader, chunk, self.upstream)
+    }
+
+    fn holds(&self) -> bool {
+        self.pf.holds(self.upstream)
+    }
+
+    fn on_idle(&mut self, _out: &mut BytesMut) -> Result<(), TapError> {
+        self.pf.idle(self.upstream)
     }
 
     fn settle(&mut self) -> BoxFuture<'_, Result<(), TapError>> {

@@ -47,8 +47,9 @@ use custos_stream::{Channel, ControlKind, Event as Wire, StreamError};
 use crate::error::GatewayError;
 use crate::recorder::{now, Recorder};
 use crate::relay::{RelayTotals, Tap, TapError};
+pub(crate) use facts::facts;
 pub(crate) use facts::query_pairs;
-use facts::{exit_code, exit_status, facts};
+use facts::{exit_code, exit_status};
 
 /// The recording of one exec/attach stream, shared by the taps of both directions.
 pub struct StreamRecording {
@@ -87,45 +88,9 @@ impl StreamRecording {
         kind: &str,
     ) -> Result<Arc<StreamRecording>, GatewayError> {
         let recorder = recorder.clone();
-        let unavailable = |what: &str, e: String| {
-            GatewayError::AuditUnavailable(custos_store::StoreError::unavailable(
-                format!("session recording: {what}"),
-                std::io::Error::other(e),
-            ))
-        };
-        let Some(dir) = recorder.recordings().cloned() else {
-            return Err(unavailable(
-                "exec and attach are recorded",
-                "no recordings directory is configured on this gateway".into(),
-            ));
-        };
         let header = Header::new(facts(parts, request, kind, recorder.gateway_id()));
-        let audit_id = request.audit_id.clone().unwrap_or_default();
-        let created = tokio::task::spawn_blocking(move || {
-            let mut writer = dir.create(&audit_id, &header)?;
-            let first = writer.cut().map(|c| c.sync()).transpose()?;
-            Ok::<_, custos_recording::WriteError>((writer, first))
-        })
-        .await
-        .map_err(|e| unavailable("creating the file", e.to_string()))?;
-        let (writer, first) =
-            created.map_err(|e| unavailable("creating the file", e.to_string()))?;
-        let mut opened = recorder.derived(RecordKind::StreamOpened, request);
-        opened.stage = Some(Stage::RequestReceived);
-        opened.custos.streams.push(StreamRef {
-            recording: writer.name().to_owned(),
-            ..StreamRef::default()
-        });
-        // Appended together (one group commit), the opening first.
-        let chunk = first.map(|c| chunk_record(&recorder, request, c));
-        let (opened, chunk) = tokio::join!(recorder.append(&opened), async {
-            match &chunk {
-                Some(c) => recorder.append(c).await,
-                None => Ok(()),
-            }
-        });
-        opened?;
-        chunk?;
+        let writer =
+            create_file(&recorder, request, header, "exec and attach are recorded").await?;
         tracing::debug!(audit_id = ?request.audit_id, recording = writer.name(), "stream recording opened");
         Ok(Arc::new(StreamRecording {
             recorder,
@@ -312,25 +277,9 @@ impl StreamRecording {
             st.writer.cut()
         };
         let Some(chunk) = chunk else { return Ok(()) };
-        let synced = match tokio::task::spawn_blocking(move || chunk.sync()).await {
-            Ok(r) => r.map_err(|e| unwritable(&e)),
-            Err(e) => Err((
-                "the session recording could not be written".to_owned(),
-                format!("syncing the recording: {e}"),
-            )),
-        };
-        let stream_ref = match synced {
-            Ok(r) => r,
-            Err((told, detail)) => {
-                let mut st = self.lock();
-                return Err(self.fail(&mut st, told, detail));
-            }
-        };
-        let record = chunk_record(&self.recorder, &self.request, stream_ref);
-        if let Err(e) = self.recorder.append(&record).await {
+        if let Err((told, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
             let mut st = self.lock();
-            let reason = format!("the audit log did not take the recording's chunk record: {e}");
-            return Err(self.fail(&mut st, reason.clone(), reason));
+            return Err(self.fail(&mut st, told, detail));
         }
         Ok(())
     }
@@ -446,6 +395,78 @@ impl StreamRecording {
             .map(|e| e.chars().take(1024).collect());
         (r, st.writer.name().to_owned())
     }
+}
+
+/// Creates the recording file of the stream `request` describes, fsyncs `header` as chunk 0 and
+/// appends the `stream-opened` record (naming the file) and chunk 0's `stream-chunk` record durably.
+/// An error refuses the stream (503); `what` says why a recording was needed.
+pub(crate) async fn create_file(
+    recorder: &Recorder,
+    request: &Record,
+    header: Header,
+    what: &str,
+) -> Result<Writer, GatewayError> {
+    let unavailable = |what: &str, e: String| {
+        GatewayError::AuditUnavailable(custos_store::StoreError::unavailable(
+            format!("session recording: {what}"),
+            std::io::Error::other(e),
+        ))
+    };
+    let Some(dir) = recorder.recordings().cloned() else {
+        return Err(unavailable(
+            what,
+            "no recordings directory is configured on this gateway".into(),
+        ));
+    };
+    let audit_id = request.audit_id.clone().unwrap_or_default();
+    let created = tokio::task::spawn_blocking(move || {
+        let mut writer = dir.create(&audit_id, &header)?;
+        let first = writer.cut().map(|c| c.sync()).transpose()?;
+        Ok::<_, custos_recording::WriteError>((writer, first))
+    })
+    .await
+    .map_err(|e| unavailable("creating the file", e.to_string()))?;
+    let (writer, first) = created.map_err(|e| unavailable("creating the file", e.to_string()))?;
+    let mut opened = recorder.derived(RecordKind::StreamOpened, request);
+    opened.stage = Some(Stage::RequestReceived);
+    opened.custos.streams.push(StreamRef {
+        recording: writer.name().to_owned(),
+        ..StreamRef::default()
+    });
+    // Appended together (one group commit), the opening first.
+    let chunk = first.map(|c| chunk_record(recorder, request, c));
+    let (opened, chunk) = tokio::join!(recorder.append(&opened), async {
+        match &chunk {
+            Some(c) => recorder.append(c).await,
+            None => Ok(()),
+        }
+    });
+    opened?;
+    chunk?;
+    Ok(writer)
+}
+
+/// Fsyncs a cut chunk and appends its `stream-chunk` record durably; an error is `(told, detail)`:
+/// what the client is told and what is logged.
+pub(crate) async fn seal_chunk(
+    recorder: &Recorder,
+    request: &Record,
+    chunk: custos_recording::Chunk,
+) -> Result<(), (String, String)> {
+    let stream_ref = match tokio::task::spawn_blocking(move || chunk.sync()).await {
+        Ok(r) => r.map_err(|e| unwritable(&e))?,
+        Err(e) => {
+            return Err((
+                "the session recording could not be written".to_owned(),
+                format!("syncing the recording: {e}"),
+            ))
+        }
+    };
+    let record = chunk_record(recorder, request, stream_ref);
+    recorder.append(&record).await.map_err(|e| {
+        let reason = format!("the audit log did not take the recording's chunk record: {e}");
+        (reason.clone(), reason)
+    })
 }
 
 /// A write error as the client is told it (the cause, no server path) and as it is logged.

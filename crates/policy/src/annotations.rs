@@ -12,6 +12,7 @@
 //! | `@threshold("2")` | review permit | distinct approvals needed (1–10; default 1) |
 //! | `@grant_scope("namespace")` | review permit | the grant covers the verb and resource in the namespace, any name (default `operation`: exactly the reviewed one) |
 //! | `@mask("profile")` | permit | the masking profile (configured under `masking.profiles`) for what it allows |
+//! | `@capture("payload")` | permit | port-forward: the bytes each way are recorded too (masked), not only counted |
 //!
 //! Other annotations (`@doc`, `@owner`, ...) are kept in decisions and otherwise ignored.
 
@@ -58,6 +59,19 @@ pub(crate) fn review_spec(policy: &Policy) -> Result<Option<ReviewSpec>, Vec<Ann
             err(
                 "mask",
                 "@mask on a forbid: a forbid never reaches the cluster".into(),
+            );
+        }
+    }
+    if let Some(c) = policy.annotation("capture") {
+        if c != "payload" {
+            err(
+                "capture",
+                format!("@capture({c:?}) must be \"payload\" (record port-forward bytes)"),
+            );
+        } else if policy.effect() == Effect::Forbid {
+            err(
+                "capture",
+                "@capture on a forbid: a forbid never reaches the cluster".into(),
             );
         }
     }
@@ -249,6 +263,20 @@ mod tests {
                 r#"@outcome("review") @approvers("x") @hold("soon") permit(principal, action, resource);"#
             ),
             ["hold"]
+        );
+        assert_eq!(
+            keys(r#"@capture("everything") permit(principal, action, resource);"#),
+            ["capture"]
+        );
+        assert_eq!(
+            keys(r#"@capture("payload") forbid(principal, action, resource);"#),
+            ["capture"]
+        );
+        assert_eq!(
+            review_spec(&policy(
+                r#"@capture("payload") permit(principal, action, resource);"#
+            )),
+            Ok(None)
         );
         assert!(review_spec(&policy(
             r#"@reason("r") @doc("d") forbid(principal, action, resource);"#

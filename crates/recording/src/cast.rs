@@ -1,5 +1,5 @@
 //! The file format: asciicast v2 (newline-delimited JSON) with a `custos` member in the header that
-//! says whose session it was, and two extension event codes.
+//! says whose session it was, and Custos's extension event codes.
 //!
 //! ```text
 //! {"version":2,"width":80,"height":24,"timestamp":1718000000,"env":{},"custos":{"auditID":"…",…}}
@@ -156,7 +156,7 @@ pub struct SessionInfo {
     pub ticket: Option<String>,
 }
 
-/// An event's type: the asciicast codes, Custos's two extensions, or one nobody here knows.
+/// An event's type: the asciicast codes, Custos's extensions, or one nobody here knows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Code {
     /// `o`: terminal output (stdout).
@@ -171,6 +171,10 @@ pub enum Code {
     Stderr,
     /// `x` (Custos): the exit status, the error channel's `Status` as JSON text.
     Exit,
+    /// `fi` (Custos): port-forward bytes into the pod; data `"<connection> <base64>"` (masked bytes).
+    ToPod,
+    /// `fo` (Custos): port-forward bytes out of the pod; data as for [`Code::ToPod`].
+    FromPod,
     /// Any other code, kept as written.
     Other(String),
 }
@@ -185,6 +189,8 @@ impl Code {
             Code::Marker => "m",
             Code::Stderr => "e",
             Code::Exit => "x",
+            Code::ToPod => "fi",
+            Code::FromPod => "fo",
             Code::Other(s) => s,
         }
     }
@@ -198,6 +204,8 @@ impl Code {
             "m" => Code::Marker,
             "e" => Code::Stderr,
             "x" => Code::Exit,
+            "fi" => Code::ToPod,
+            "fo" => Code::FromPod,
             other => Code::Other(other.to_owned()),
         }
     }
@@ -227,6 +235,28 @@ impl Event {
             code,
             data: data.into(),
         }
+    }
+
+    /// A port-forward event: `bytes` (already masked) of connection `conn`, into the pod or out of it.
+    pub fn forwarded(time: Duration, to_pod: bool, conn: u32, bytes: &[u8]) -> Event {
+        use base64::Engine as _;
+        let code = if to_pod { Code::ToPod } else { Code::FromPod };
+        let data = format!(
+            "{conn} {}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+        Event { time, code, data }
+    }
+
+    /// A port-forward event's connection and bytes; `None` for any other event or malformed data.
+    pub fn forwarded_bytes(&self) -> Option<(u32, Vec<u8>)> {
+        use base64::Engine as _;
+        if !matches!(self.code, Code::ToPod | Code::FromPod) {
+            return None;
+        }
+        let (conn, b64) = self.data.split_once(' ')?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        Some((conn.parse().ok()?, bytes))
     }
 
     /// Appends the event's line, newline included, to `out`. The time has exactly six decimals.

@@ -1,5 +1,5 @@
-//! Custos recording owns the session recordings of exec and attach: their format (asciicast v2 with
-//! Custos's header and two extension events, [`cast`]), how a stream's channels become events
+//! Custos recording owns the session recordings of exec and attach, and of port-forward payloads when
+//! policy asks for them: their format (asciicast v2 with Custos's header and extension events, [`cast`]), how a stream's channels become events
 //! ([`Transcriber`]: stdin masked, resize and exit status decoded), the files
 //! (`<dataDir>/recordings/<audit-id>.cast`, directory 0700, files 0600, [`Recordings`], [`Writer`]),
 //! the chunks that bind a file to the audit log ([`Chunk`] → a `StreamRef` in a `stream-chunk`
@@ -8,8 +8,10 @@
 //!
 //! ## Format
 //! One header line, then one event line `[seconds, code, data]` per event (`seconds` since the start,
-//! microseconds). Codes: `o` stdout, `i` stdin (typed input), `r` resize (`"COLSxROWS"`), and two
-//! Custos extensions: `e` stderr and `x` the exit status (the error channel's `Status` as JSON text).
+//! microseconds). Codes: `o` stdout, `i` stdin (typed input), `r` resize (`"COLSxROWS"`), and the
+//! Custos extensions: `e` stderr, `x` the exit status (the error channel's `Status` as JSON text),
+//! and, in port-forward recordings, `fi` / `fo` (bytes into / out of the pod: `"<connection> <base64>"`,
+//! masked by the gateway before they are written).
 //! asciicast v2 leaves the event list open; asciinema 3 (`asciinema play`) and asciinema-player both
 //! skip codes they do not know, so a Custos recording plays there (stderr is then not shown).
 //!

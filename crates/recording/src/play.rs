@@ -2,6 +2,10 @@
 //! its original timing, sped up by a factor, and long pauses cut short (an idle shell is not replayed
 //! minute by minute). Input, resize and exit events are not shown: the output already contains the
 //! echo of what was typed. The clock is a parameter ([`play_with`]) so timing is testable.
+//!
+//! A port-forward recording has no terminal: each `fi` / `fo` event is shown as a line naming the
+//! connection and direction, then its (masked) bytes with control characters other than newline and
+//! tab shown as `.`, so a binary protocol cannot drive the auditor's terminal.
 
 use std::io::Write;
 use std::path::Path;
@@ -110,9 +114,11 @@ pub fn play_with(
     let mut last = Duration::ZERO;
     while let Some(e) = lines.next_event().map_err(parsed)? {
         stats.events += 1;
-        if !e.code.is_output() {
-            continue;
-        }
+        let shown = match (e.code.is_output(), e.forwarded_bytes()) {
+            (true, _) => e.data,
+            (false, Some((conn, bytes))) => forwarded(&e.code, conn, &bytes),
+            (false, None) => continue,
+        };
         let pause = e.time.saturating_sub(last).min(options.max_idle);
         last = e.time.max(last);
         let pause = Duration::try_from_secs_f64(pause.as_secs_f64() / options.speed)
@@ -121,11 +127,35 @@ pub fn play_with(
             sleep(pause);
             stats.waited += pause;
         }
-        out.write_all(e.data.as_bytes())
+        out.write_all(shown.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| io("writing the terminal for", e))?;
         stats.outputs += 1;
-        stats.bytes += e.data.len() as u64;
+        stats.bytes += shown.len() as u64;
     }
     Ok(stats)
+}
+
+/// A port-forward event as text: a heading line, then the bytes with control characters (but
+/// newline and tab) and invalid UTF-8 shown as `.`.
+fn forwarded(code: &crate::Code, conn: u32, bytes: &[u8]) -> String {
+    let arrow = if *code == crate::Code::ToPod {
+        "-> pod"
+    } else {
+        "<- pod"
+    };
+    let text: String = String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c,
+            '\u{fffd}' => '.',
+            c if c.is_control() => '.',
+            c => c,
+        })
+        .collect();
+    let text = text.replace('\n', "\r\n");
+    format!(
+        "\r\n[connection {conn} {arrow}, {} bytes]\r\n{text}",
+        bytes.len()
+    )
 }

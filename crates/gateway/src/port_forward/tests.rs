@@ -9,6 +9,8 @@ use custos_stream::spdy::headers::HeaderDeflater;
 use custos_stream::ws::frame::{unmask, write_frame, BINARY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use custos_store::LogStore as _;
+
 use super::*;
 use crate::relay::relay;
 use crate::stream_record::tests::{recorder, records, request};
@@ -60,7 +62,7 @@ async fn two_connections(wire: PortForwardWire) {
     let tmp = tempfile::tempdir().expect("tmp");
     let (recorder, store) = recorder(tmp.path()).await;
     let req = request("pf-1", "portforward");
-    let (pf, mut up, mut down) = PortForwards::start(&recorder, &req, &wire);
+    let (pf, mut up, mut down) = PortForwards::start(&recorder, &req, &wire, None);
     let (client_side, mut client) = tokio::io::duplex(1 << 20);
     let (upstream_side, mut server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
@@ -188,4 +190,232 @@ fn the_wire_is_read_from_the_answer_headers() {
         PortForwardWire::of(Some("h2c"), None, "ports=81"),
         PortForwardWire::Opaque(81)
     );
+}
+
+type Relay =
+    tokio::task::JoinHandle<(std::io::Result<RelayTotals>, PortForwardTap, PortForwardTap)>;
+
+/// A SPDY port-forward with payload capture, relayed: the client's and the server's ends.
+struct Captured {
+    tmp: tempfile::TempDir,
+    recorder: Recorder,
+    store: Arc<custos_store_sqlite::SqliteStore>,
+    pf: Arc<PortForwards>,
+    client: tokio::io::DuplexStream,
+    server: tokio::io::DuplexStream,
+    task: Relay,
+}
+
+async fn captured(audit_id: &str) -> Captured {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (recorder, store) = recorder(tmp.path()).await;
+    let req = request(audit_id, "portforward");
+    let parts = http::Request::builder()
+        .uri("/api/v1/namespaces/ns/pods/toolbox/portforward?ports=8080")
+        .header("upgrade", "SPDY/3.1")
+        .body(())
+        .expect("request")
+        .into_parts()
+        .0;
+    let detector = crate::stream_record::tests::detector();
+    let capture = Capture::open(&recorder, detector, &parts, &req)
+        .await
+        .expect("capture opens");
+    let (pf, mut up, mut down) =
+        PortForwards::start(&recorder, &req, &PortForwardWire::Spdy, Some(capture));
+    let (client_side, client) = tokio::io::duplex(1 << 20);
+    let (upstream_side, server) = tokio::io::duplex(1 << 20);
+    let task = tokio::spawn(async move {
+        let r = relay(
+            client_side,
+            upstream_side,
+            &mut up,
+            &mut down,
+            Duration::from_millis(25),
+        )
+        .await;
+        (r, up, down)
+    });
+    Captured {
+        tmp,
+        recorder,
+        store,
+        pf,
+        client,
+        server,
+        task,
+    }
+}
+
+/// Opens connection 3 (port 8080) from the client, the server replying.
+async fn open_connection(c: &mut Captured) -> (HeaderDeflater, HeaderDeflater) {
+    let (mut cz, mut sz) = (
+        HeaderDeflater::new().expect("z"),
+        HeaderDeflater::new().expect("z"),
+    );
+    let mut sent = syn_stream(
+        &mut cz,
+        1,
+        &[
+            ("streamtype", "error"),
+            ("port", "8080"),
+            ("requestid", "0"),
+        ],
+    );
+    sent.extend(syn_stream(
+        &mut cz,
+        3,
+        &[("streamtype", "data"), ("port", "8080"), ("requestid", "0")],
+    ));
+    c.client.write_all(&sent).await.expect("client");
+    let mut replies = syn_reply(&mut sz, 1);
+    replies.extend(syn_reply(&mut sz, 3));
+    c.server.write_all(&replies).await.expect("server");
+    (cz, sz)
+}
+
+#[tokio::test]
+async fn captured_payloads_are_recorded_masked_per_connection_and_verify_against_the_log() {
+    let mut c = captured("pf-cap").await;
+    open_connection(&mut c).await;
+    let asked = b"GET /config HTTP/1.1\r\nAuthorization: token=ghp_0123456789abcdefghijABCDEFGHIJ012345\r\n\r\n";
+    let answer = b"HTTP/1.1 200 OK\r\n\r\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n";
+    c.client
+        .write_all(&data(3, true, asked))
+        .await
+        .expect("client");
+    c.server
+        .write_all(&data(3, true, answer))
+        .await
+        .expect("server");
+    // The live bytes pass unchanged: the pod's answer reaches the client as sent.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while !got.windows(20).any(|w| w == b"AKIAIOSFODNN7EXAMPLE") {
+        let n = tokio::time::timeout(Duration::from_secs(5), c.client.read(&mut buf))
+            .await
+            .expect("answer arrives")
+            .expect("read");
+        assert!(n > 0, "stream ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let Captured {
+        tmp,
+        recorder,
+        store,
+        pf,
+        client,
+        server,
+        task,
+        ..
+    } = c;
+    drop((client, server));
+    let (outcome, up, down) = task.await.expect("join");
+    pf.finish(&outcome).await;
+    drop((pf, up, down));
+    assert!(
+        recorder.flush(Duration::from_secs(5)).await,
+        "records written"
+    );
+    let records = records(&store).await;
+    let closed = records
+        .iter()
+        .find(|r| r.custos.record_kind == RecordKind::StreamClosed)
+        .expect("stream-closed record");
+    let name = closed.custos.streams[0].recording.clone();
+    let path = tmp.path().join("recordings").join(&name);
+    custos_recording::verify(&path, &custos_recording::chunks_of(&records, &name))
+        .expect("the file verifies against its chunk records");
+    let rec = custos_recording::Recording::read(&path).expect("reads");
+    let mut to_pod = Vec::new();
+    let mut from_pod = Vec::new();
+    for e in &rec.events {
+        let (conn, bytes) = e.forwarded_bytes().expect("only port-forward events");
+        assert_eq!(conn, 3, "the connection is the data stream");
+        if e.code == custos_recording::Code::ToPod {
+            to_pod.extend(bytes);
+        } else {
+            from_pod.extend(bytes);
+        }
+    }
+    assert_eq!(to_pod.len(), asked.len(), "length-preserving");
+    assert_eq!(from_pod.len(), answer.len(), "length-preserving");
+    let text = String::from_utf8_lossy(&to_pod) + String::from_utf8_lossy(&from_pod);
+    assert!(text.contains("GET /config HTTP/1.1") && text.contains("HTTP/1.1 200 OK"));
+    assert!(!text.contains("ghp_0123456789"), "{text}");
+    assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
+    let raw = std::fs::read(&path).expect("file");
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(!raw.contains("AKIAIOSFODNN7EXAMPLE") && !raw.contains("ghp_0123456789"));
+    let channel_bytes = |c: &str| {
+        closed
+            .custos
+            .streams
+            .iter()
+            .find(|s| s.channel.as_deref() == Some(c))
+            .map(|s| s.bytes)
+    };
+    assert_eq!(channel_bytes("to-pod"), Some(asked.len() as u64));
+    assert_eq!(channel_bytes("from-pod"), Some(answer.len() as u64));
+}
+
+#[test]
+fn payload_capture_follows_any_deciding_permit_that_asks() {
+    let decision = |annotations: &[(&str, &str)]| DecisionRecord {
+        outcome: custos_audit::record::Outcome::Allow,
+        policy_ids: vec!["a".into(), "b".into()],
+        reason: None,
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    assert!(!captures_payload(None));
+    assert!(!captures_payload(Some(&decision(&[("a/reason", "x")]))));
+    assert!(captures_payload(Some(&decision(&[
+        ("a/reason", "x"),
+        ("b/capture", "payload")
+    ]))));
+    assert!(!captures_payload(Some(&decision(&[("b/capture", "nope")]))));
+    assert!(!captures_payload(Some(&decision(&[(
+        "b/no-capture",
+        "payload"
+    )]))));
+}
+
+#[tokio::test]
+async fn a_capture_that_cannot_be_recorded_closes_the_port_forward() {
+    let mut c = captured("pf-fail").await;
+    open_connection(&mut c).await;
+    // The audit log goes away: the next chunk record cannot be appended.
+    c.store.close().await;
+    let big = vec![b'x'; 60_000];
+    for _ in 0..3 {
+        if c.server.write_all(&data(3, false, &big)).await.is_err() {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(500), c.client.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.len() < 3 * big.len(),
+        "{} bytes forwarded past the failure",
+        got.len()
+    );
+    let (outcome, _, _) = c.task.await.expect("join");
+    let err = outcome.expect_err("the stream was closed");
+    assert!(
+        err.to_string().contains("audit log") || err.to_string().contains("recording"),
+        "{err}"
+    );
+    c.pf.finish(&Err(err)).await;
+    drop(c.tmp);
 }

@@ -7,7 +7,7 @@ use crate::recorder::now;
 
 /// What the header says about the stream: from the request (query and upgrade headers) and its
 /// record (who, which pod, which session).
-pub(super) fn facts(
+pub(crate) fn facts(
     parts: &http::request::Parts,
     request: &Record,
     kind: &str,

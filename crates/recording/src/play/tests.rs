@@ -87,3 +87,23 @@ fn a_bad_speed_or_file_is_an_error() {
         Err(PlayError::Io { .. })
     ));
 }
+
+#[test]
+fn port_forward_bytes_are_shown_per_connection_with_control_characters_defused() {
+    let to_pod = Event::forwarded(Duration::ZERO, true, 0, b"GET / HTTP/1.1\r\n\x1b[2J");
+    let from_pod = Event::forwarded(Duration::from_millis(5), false, 0, &[0xff, b'o', b'k']);
+    assert_eq!(to_pod.forwarded_bytes().expect("bytes").0, 0);
+    let (_tmp, path) = recording(&[
+        (0, to_pod.code.clone(), &to_pod.data),
+        (5, from_pod.code.clone(), &from_pod.data),
+        (6, Code::ToPod, "not-a-connection !!"),
+    ]);
+    let (shown, _, stats) = played(&path, f64::INFINITY);
+    assert_eq!(
+        shown,
+        "\r\n[connection 0 -> pod, 20 bytes]\r\nGET / HTTP/1.1.\r\n.[2J\
+         \r\n[connection 0 <- pod, 3 bytes]\r\n.ok"
+    );
+    assert!(!shown.contains('\x1b'), "no escape reaches the terminal");
+    assert_eq!((stats.events, stats.outputs), (3, 2));
+}
