@@ -30,7 +30,7 @@ use crate::sessions::timeline::{SessionKey, Step};
 use crate::sessions::WindowArgs;
 use diff::Difference;
 use normalize::NamespaceMap;
-use plan::{Compare, ExecCall, HttpCall, Options, Plan, MERGE, STRATEGIC};
+use plan::{Compare, ExecCall, HttpCall, Options, Plan, TypeSource, MERGE, STRATEGIC};
 use report::{Report, StepReport, Verdict};
 use send::{ReplyBody, Sandbox};
 
@@ -230,6 +230,8 @@ impl Replay<'_> {
             sandbox_namespace,
             name: event.name,
             sent: None,
+            content_type: None,
+            content_type_from: None,
             recorded_status: event.status.and_then(|s| s.code),
             replayed_status: None,
             verdict: Verdict::NotReplayable,
@@ -244,23 +246,30 @@ impl Replay<'_> {
         let renamed = rename_generated(call, &self.generated);
         let call = &renamed;
         let mut content_type = call.content_type;
+        let mut from = call.content_type_from;
         if call.probe_patch_type {
             content_type = Some(self.probe_patch_type(call, report).await?);
+            from = Some(TypeSource::Probed);
         }
         let mut reply = self
             .sandbox
             .send(call, &call.path_and_query, content_type)
             .await?;
-        if reply.status == 415 && content_type == Some(STRATEGIC) {
+        // Only a guessed type is second-guessed: a recorded one is what the client sent.
+        let guessed = from != Some(TypeSource::Recorded);
+        if reply.status == 415 && content_type == Some(STRATEGIC) && guessed {
             report.notes.push(
                 "the sandbox does not take a strategic merge patch for this type: sent as a merge patch"
                     .into(),
             );
+            content_type = Some(MERGE);
             reply = self
                 .sandbox
-                .send(call, &call.path_and_query, Some(MERGE))
+                .send(call, &call.path_and_query, content_type)
                 .await?;
         }
+        report.content_type = content_type.map(str::to_owned);
+        report.content_type_from = from;
         report.replayed_status = Some(reply.status);
         if let Some((recorded, replayed)) = generated_name(call, &reply.body) {
             report.notes.push(format!(

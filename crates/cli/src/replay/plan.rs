@@ -1,13 +1,16 @@
 //! What replaying one recorded step means (no I/O): the HTTP request to send to the sandbox — method
 //! from the verb, a path that can only name a resource on the sandbox's server, namespaces mapped,
-//! the recorded (masked) body, the content type the gateway did not record inferred — or the exec
-//! command to run again, or why the step cannot be replayed.
+//! the recorded (masked) body — a delete's `DeleteOptions` too — with the content type the gateway
+//! recorded (`custos.dev/content-type`), inferred for records older than that — or the exec command
+//! to run again, or why the step cannot be replayed.
 //!
 //! A record is untrusted input: a request URI that is not a plain absolute path (a full URL, `//host`,
 //! `..` segments, encoded slashes or dots, control characters) is refused, never sent; a body that
 //! carries masked values is never sent (it would write the marker where a secret was).
 
 use custos_audit::record::Record;
+use custos_gateway::recorder::{known_media_type, CONTENT_TYPE_ANNOTATION};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::normalize::{self, carries_marker, masked_paths, NamespaceMap};
@@ -55,6 +58,29 @@ pub enum Compare {
     StatusOnly(String),
 }
 
+/// Where the content type a call is sent with comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TypeSource {
+    /// The request record's `custos.dev/content-type`.
+    Recorded,
+    /// Inferred from the body (records written before the gateway recorded it).
+    Inferred,
+    /// Strategic and merge tried with `dryRun=All`; the one reproducing the recording was sent.
+    Probed,
+}
+
+impl TypeSource {
+    /// How reports name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TypeSource::Recorded => "recorded",
+            TypeSource::Inferred => "inferred",
+            TypeSource::Probed => "probed",
+        }
+    }
+}
+
 /// A request for the sandbox.
 #[derive(Debug, Clone)]
 pub struct HttpCall {
@@ -66,6 +92,8 @@ pub struct HttpCall {
     pub body: Option<Vec<u8>>,
     /// Its content type.
     pub content_type: Option<&'static str>,
+    /// Where the content type comes from (with a body).
+    pub content_type_from: Option<TypeSource>,
     /// A patch whose type was not recorded and matters (lists in a built-in type's patch): the
     /// replay tries strategic and merge with `dryRun=All` first and applies the one that reproduces
     /// the recording.
@@ -157,7 +185,13 @@ fn http_call(
     let mut notes = Vec::new();
     let mut body = None;
     let mut content_type = None;
+    let mut content_type_from = None;
     let mut probe = false;
+    // Only a type of the gateway's allow-list is ever sent, whatever a record says.
+    let recorded_type = request
+        .annotations
+        .get(CONTENT_TYPE_ANNOTATION)
+        .and_then(|t| known_media_type(t));
     if matches!(verb, "create" | "update" | "patch") || request.request_object.is_some() {
         match &request.request_object {
             Some(v) => {
@@ -176,12 +210,13 @@ fn http_call(
                 }
                 let mut v = v.clone();
                 normalize::map_namespaces(&mut v, &opts.namespaces);
-                let (ct, ambiguous, note) = if method == http::Method::PATCH {
-                    patch_type(&v, target.query.as_deref(), object.api_group.as_deref())
-                } else {
-                    (JSON, false, None)
-                };
+                if method == http::Method::DELETE {
+                    notes.extend(delete_options(&mut v, opts.dry_run));
+                }
+                let (ct, from, ambiguous, note) =
+                    body_type(&method, recorded_type, &v, &target, &object);
                 content_type = Some(ct);
+                content_type_from = Some(from);
                 probe = ambiguous;
                 notes.extend(note);
                 body = Some(v.to_string().into_bytes());
@@ -194,8 +229,11 @@ fn http_call(
                     .and_then(|b| b.request)
                     .unwrap_or(0);
                 if size > 0 {
+                    let of = recorded_type
+                        .map(|t| format!(" of {t}"))
+                        .unwrap_or_default();
                     return Plan::Skip(format!(
-                        "not replayable: the request body ({size} bytes) was not recorded (neither JSON nor YAML)"
+                        "not replayable: the request body ({size} bytes{of}) was not recorded (neither JSON nor YAML)"
                     ));
                 }
             }
@@ -253,6 +291,7 @@ fn http_call(
         path_and_query,
         body,
         content_type,
+        content_type_from,
         probe_patch_type: probe,
         accept: accept_for(recorded_body.as_ref()),
         compare,
@@ -265,6 +304,60 @@ fn http_call(
         ),
         notes,
     })
+}
+
+/// The content type to send a recorded body with, where it comes from, whether the replay should
+/// probe, and a note. A patch goes as recorded (any allow-listed type: a recorded 415 is reproduced),
+/// else as inferred by [`patch_type`]. Other bodies are JSON — the record holds JSON even when YAML
+/// was sent.
+fn body_type(
+    method: &http::Method,
+    recorded: Option<&'static str>,
+    body: &Value,
+    target: &SafePath,
+    object: &custos_audit::record::ObjectReference,
+) -> (&'static str, TypeSource, bool, Option<String>) {
+    if *method == http::Method::PATCH {
+        if let Some(t) = recorded {
+            return (t, TypeSource::Recorded, false, None);
+        }
+        let (t, ambiguous, note) =
+            patch_type(body, target.query.as_deref(), object.api_group.as_deref());
+        return (t, TypeSource::Inferred, ambiguous, note);
+    }
+    match recorded {
+        Some(JSON) => (JSON, TypeSource::Recorded, false, None),
+        Some(other) => (
+            JSON,
+            TypeSource::Inferred,
+            false,
+            Some(format!(
+                "the body was sent as {other}; the record holds it as JSON, sent as {JSON}"
+            )),
+        ),
+        None => (JSON, TypeSource::Inferred, false, None),
+    }
+}
+
+/// A recorded delete's options made fit for the sandbox: `preconditions` name the recorded
+/// cluster's object (its uid and resourceVersion, which the sandbox's copy never has) and are
+/// dropped; a dry run puts `dryRun: [All]` in the body, because the apiserver reads a delete's
+/// options from its body when it has one and then ignores the query. Returns notes.
+pub fn delete_options(options: &mut Value, dry_run: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Value::Object(map) = options else {
+        return notes;
+    };
+    if map.remove("preconditions").is_some() {
+        notes.push(
+            "the delete's preconditions name the recorded cluster's object (uid, resourceVersion): sent without them"
+                .into(),
+        );
+    }
+    if dry_run {
+        map.insert("dryRun".into(), Value::Array(vec![Value::from("All")]));
+    }
+    notes
 }
 
 fn plan_exec(step: &Step, request: &Record, target: &SafePath, opts: &Options) -> Plan {
@@ -364,8 +457,8 @@ pub fn method_for(verb: &str, resource_request: bool) -> Option<http::Method> {
     })
 }
 
-/// The content type of a recorded patch (the gateway records the body, not its type): a JSON
-/// array is a JSON patch; `force=` is only valid for server-side apply; strategic-merge directives
+/// The content type of a recorded patch whose record does not say it (written before the gateway
+/// recorded `custos.dev/content-type`): a JSON array is a JSON patch; `force=` is only valid for server-side apply; strategic-merge directives
 /// mean strategic; built-in types default to strategic (kubectl's default), others to merge. Returns
 /// whether the choice matters and is a guess (lists in a built-in type's patch without directives).
 pub fn patch_type(

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::diff::Difference;
+use super::plan::TypeSource;
 
 /// Most differences listed per step (the rest are counted).
 pub const MAX_DIFFERENCES: usize = 50;
@@ -68,6 +69,12 @@ pub struct StepReport {
     /// What was sent: method and path (or the exec command).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<String>,
+    /// The `Content-Type` the body was sent with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Where it came from: `recorded`, `inferred` or `probed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type_from: Option<TypeSource>,
     /// Recorded status code.
     pub recorded_status: Option<u16>,
     /// The sandbox's status code.
@@ -256,7 +263,11 @@ impl Report {
             for s in differing {
                 out.push_str(&format!("\n### #{} {}\n\n", s.index, heading(s)));
                 if let Some(sent) = &s.sent {
-                    out.push_str(&format!("sent: {}\n\n", code(sent)));
+                    out.push_str(&format!("sent: {}", code(sent)));
+                    if let (Some(ct), Some(from)) = (&s.content_type, s.content_type_from) {
+                        out.push_str(&format!(" as {} ({})", code(ct), from.label()));
+                    }
+                    out.push_str("\n\n");
                 }
                 out.push_str("| path | recorded | replayed |\n|------|----------|----------|\n");
                 for d in &s.differences {

@@ -561,6 +561,193 @@ fn patch_types_are_inferred() {
     );
 }
 
+/// A patch's exchange with its recorded `custos.dev/content-type`, if any.
+fn patch_of(body: Value, group: &str, content_type: Option<&str>) -> Vec<Record> {
+    let object = ObjectReference {
+        resource: Some("deployments".into()),
+        namespace: Some("a".into()),
+        name: Some("web".into()),
+        api_group: Some(group.into()),
+        api_version: Some("v1".into()),
+        ..ObjectReference::default()
+    };
+    let mut records = exchange(
+        "patch",
+        &format!("/apis/{group}/v1/namespaces/a/deployments/web"),
+        object,
+        Some(body),
+    );
+    if let Some(ct) = content_type {
+        records[0]
+            .annotations
+            .insert("custos.dev/content-type".into(), ct.into());
+    }
+    records
+}
+
+#[test]
+fn a_recorded_patch_type_is_sent_as_recorded_without_probing() {
+    use plan::{TypeSource, APPLY, JSON_PATCH, MERGE, STRATEGIC};
+    // Lists in a built-in type's patch: without the recorded type the replay would probe.
+    let lists = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}});
+    for ct in [STRATEGIC, MERGE, JSON_PATCH, APPLY] {
+        let call = http(plan(
+            &step_of(patch_of(lists.clone(), "apps", Some(ct))),
+            &opts(&[], false),
+        ));
+        assert_eq!(call.content_type, Some(ct));
+        assert_eq!(call.content_type_from, Some(TypeSource::Recorded));
+        assert!(!call.probe_patch_type, "{ct}: no probing");
+    }
+    // On a custom type inference says merge; a recorded strategic patch is sent as strategic (the
+    // apiserver's 415, if that is what was recorded, is reproduced, not worked around).
+    let call = http(plan(
+        &step_of(patch_of(lists.clone(), "example.com", Some(STRATEGIC))),
+        &opts(&[], false),
+    ));
+    assert_eq!(call.content_type, Some(STRATEGIC));
+    // Recorded with parameters or in capitals (never by the gateway, but records are input): the
+    // allow-listed constant is sent.
+    let call = http(plan(
+        &step_of(patch_of(
+            lists.clone(),
+            "apps",
+            Some("Application/Merge-Patch+JSON; charset=utf-8"),
+        )),
+        &opts(&[], false),
+    ));
+    assert_eq!(call.content_type, Some(MERGE));
+    // Anything off the allow-list is not sent: the type is inferred as for an old record.
+    for odd in ["text/html", "application/merge-patch+json\r\nX-Evil: 1", ""] {
+        let call = http(plan(
+            &step_of(patch_of(lists.clone(), "apps", Some(odd))),
+            &opts(&[], false),
+        ));
+        assert_eq!(call.content_type, Some(STRATEGIC), "{odd:?}");
+        assert_eq!(call.content_type_from, Some(TypeSource::Inferred));
+        assert!(call.probe_patch_type, "{odd:?}");
+    }
+    // An old record (no annotation) keeps the inference.
+    let call = http(plan(
+        &step_of(patch_of(lists, "apps", None)),
+        &opts(&[], false),
+    ));
+    assert_eq!(
+        (
+            call.content_type,
+            call.content_type_from,
+            call.probe_patch_type
+        ),
+        (Some(STRATEGIC), Some(TypeSource::Inferred), true)
+    );
+    // A create is sent as JSON (the record holds JSON), recorded or not.
+    let records = exchange(
+        "create",
+        "/api/v1/namespaces/a/configmaps",
+        cm_ref("a", None),
+        Some(json!({"kind": "ConfigMap", "metadata": {"name": "x"}})),
+    );
+    let mut yaml = records.clone();
+    yaml[0]
+        .annotations
+        .insert("custos.dev/content-type".into(), "application/yaml".into());
+    let call = http(plan(&step_of(yaml), &opts(&[], false)));
+    assert_eq!(call.content_type, Some(plan::JSON));
+    assert!(call
+        .notes
+        .iter()
+        .any(|n| n.contains("sent as application/yaml")));
+    let mut json_ct = records;
+    json_ct[0]
+        .annotations
+        .insert("custos.dev/content-type".into(), "application/json".into());
+    let call = http(plan(&step_of(json_ct), &opts(&[], false)));
+    assert_eq!(call.content_type_from, Some(TypeSource::Recorded));
+}
+
+#[test]
+fn a_delete_is_sent_with_its_recorded_options() {
+    let options = json!({"kind": "DeleteOptions", "apiVersion": "v1",
+        "propagationPolicy": "Foreground", "gracePeriodSeconds": 0,
+        "preconditions": {"uid": "u-recorded", "resourceVersion": "17"}});
+    let delete = |options: Value| {
+        let mut records = exchange(
+            "delete",
+            "/api/v1/namespaces/a/configmaps/x",
+            cm_ref("a", Some("x")),
+            Some(options),
+        );
+        records[0]
+            .annotations
+            .insert("custos.dev/content-type".into(), "application/json".into());
+        records
+    };
+    let call = http(plan(
+        &step_of(delete(options.clone())),
+        &opts(&["a=b"], false),
+    ));
+    assert_eq!(call.method, http::Method::DELETE);
+    assert_eq!(call.path_and_query, "/api/v1/namespaces/b/configmaps/x");
+    assert_eq!(call.content_type, Some(plan::JSON));
+    assert_eq!(call.content_type_from, Some(plan::TypeSource::Recorded));
+    let sent: Value = serde_json::from_slice(call.body.as_deref().expect("a body")).expect("json");
+    assert_eq!(
+        sent,
+        json!({"kind": "DeleteOptions", "apiVersion": "v1",
+            "propagationPolicy": "Foreground", "gracePeriodSeconds": 0}),
+        "preconditions name the recorded cluster's object: dropped"
+    );
+    assert!(call.notes.iter().any(|n| n.contains("preconditions")));
+    // A dry run puts dryRun in the body: with a body the apiserver ignores the query's.
+    let call = http(plan(&step_of(delete(options.clone())), &opts(&[], true)));
+    assert!(call.path_and_query.ends_with("?dryRun=All"));
+    let sent: Value = serde_json::from_slice(call.body.as_deref().expect("a body")).expect("json");
+    assert_eq!(sent["dryRun"], json!(["All"]));
+    assert_eq!(sent["propagationPolicy"], "Foreground");
+    // A deletecollection's options too, with its label selector in the query.
+    let mut records = exchange(
+        "deletecollection",
+        "/api/v1/namespaces/a/configmaps?labelSelector=app%3Dweb",
+        cm_ref("a", None),
+        Some(json!({"propagationPolicy": "Background"})),
+    );
+    records[0].custos.bodies = Some(BodySizes {
+        request: Some(35),
+        response: None,
+    });
+    let call = http(plan(&step_of(records), &opts(&[], false)));
+    assert_eq!(call.method, http::Method::DELETE);
+    assert_eq!(
+        call.body.as_deref(),
+        Some(br#"{"propagationPolicy":"Background"}"#.as_slice())
+    );
+    assert!(!call.notes.iter().any(|n| n.contains("not recorded")));
+    // Masked options (a planted key) are never sent.
+    let mut records = delete(json!({"preconditions": {"resourceVersion": "********************"}}));
+    records[0].custos.masked.insert("aws-access-key".into(), 1);
+    assert!(matches!(
+        plan(&step_of(records), &opts(&[], false)),
+        Plan::Skip(w) if w.contains("masked")
+    ));
+    // An old record: options not recorded, sent without a body, and the report says so.
+    let mut records = exchange(
+        "delete",
+        "/api/v1/namespaces/a/configmaps/x",
+        cm_ref("a", Some("x")),
+        None,
+    );
+    records[0].custos.bodies = Some(BodySizes {
+        request: Some(40),
+        response: None,
+    });
+    let call = http(plan(&step_of(records), &opts(&[], false)));
+    assert!(call.body.is_none() && call.content_type.is_none());
+    assert!(call
+        .notes
+        .iter()
+        .any(|n| n.contains("options body was not recorded")));
+}
+
 #[test]
 fn watches_discovery_and_tables_get_what_the_recording_holds() {
     let pods = ObjectReference {
@@ -711,6 +898,8 @@ fn sample_report() -> Report {
         sandbox_namespace: Some("b".into()),
         name: Some("x|y".into()),
         sent: Some("PATCH /api/v1/namespaces/b/configmaps/x".into()),
+        content_type: Some("application/merge-patch+json".into()),
+        content_type_from: Some(plan::TypeSource::Recorded),
         recorded_status: Some(200),
         replayed_status: Some(200),
         verdict: Verdict::Match,
@@ -761,8 +950,19 @@ fn reports_render_as_json_and_escaped_markdown() {
     );
     assert_eq!(json["steps"][0]["moreDifferences"], 10);
     assert_eq!(json["steps"][1]["verdict"], "not-replayable");
+    assert_eq!(
+        json["steps"][0]["contentType"],
+        "application/merge-patch+json"
+    );
+    assert_eq!(json["steps"][0]["contentTypeFrom"], "recorded");
     assert_eq!(json["namespaceMap"]["a"], "b");
     let md = report.to_markdown();
+    assert!(
+        md.contains(
+            "sent: `PATCH /api/v1/namespaces/b/configmaps/x` as `application/merge-patch+json` (recorded)"
+        ),
+        "{md}"
+    );
     assert!(md.contains("**FAIL**"), "{md}");
     assert!(md.contains("| 3 | "), "{md}");
     assert!(md.contains("x\\|y"), "{md}");
