@@ -268,7 +268,7 @@ pub async fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             recordings,
         } => {
-            let recordings = recordings.dir(&store.data_dir)?;
+            let recordings = recordings.dir(&store.data_dir);
             verify(&store, &recordings, key.as_deref(), &pins).await
         }
         AuditCommand::Key {
@@ -303,7 +303,7 @@ pub async fn run_evidence(cmd: EvidenceCommand) -> anyhow::Result<ExitCode> {
                 out,
                 consistency_from,
                 wait: Duration::from_secs(wait),
-                recordings: recordings.dir(&store.data_dir)?,
+                recordings: recordings.dir(&store.data_dir),
             };
             export.run(&store, key.as_deref()).await
         }

@@ -73,16 +73,11 @@ pub struct RecordingsArgs {
 }
 
 impl RecordingsArgs {
-    /// The directory given, else `<data_dir>/recordings`; an empty one is refused (it would mean
-    /// the working directory).
-    pub fn dir(&self, data_dir: &Path) -> anyhow::Result<PathBuf> {
-        match &self.dir {
-            Some(d) if d.as_os_str().is_empty() => {
-                bail!("--recordings (CUSTOS_RECORDINGS) must not be empty")
-            }
-            Some(d) => Ok(d.clone()),
-            None => Ok(data_dir_recordings(data_dir)),
-        }
+    /// The directory given, else `<data_dir>/recordings` (clap refuses an empty value).
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| data_dir_recordings(data_dir))
     }
 }
 

@@ -137,7 +137,7 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<ExitCode> {
             recordings,
         } => {
             let key = SessionKey::parse(&id).map_err(anyhow::Error::msg)?;
-            let dir = recordings.dir(&store.data_dir)?;
+            let dir = recordings.dir(&store.data_dir);
             let log = open_store(&store).await?;
             let result = load(log.as_ref(), &key, &window).await;
             log.close().await;
