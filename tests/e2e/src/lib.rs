@@ -445,6 +445,54 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xffffff)
 }
 
+/// An AWS access key id, different on every run and `salt`: `AKIA` and 16 characters of `[A-Z2-7]`
+/// (a secret to plant, so that finding it anywhere means it leaked from this run).
+pub fn aws_key(salt: u64) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut x = u64::from(std::process::id())
+        ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+    let mut key = String::from("AKIA");
+    for _ in 0..16 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        key.push(alphabet[(x >> 59) as usize % 32] as char);
+    }
+    key
+}
+
+/// Every record of a stopped gateway's SQLite log in `data_dir`, after checking the log against its
+/// signing key (every record sequenced, chain and checkpoints intact).
+pub fn log_records(data_dir: &Path) -> Result<Vec<custos_audit::record::Record>> {
+    use custos_store::LogStore as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let key = custos_audit::keys::load(&data_dir.join("audit.key"))?;
+        let store = custos_store_sqlite::SqliteStore::open_in(data_dir).await?;
+        let report = custos_store::verify_store(&store, &key.verifier()).await?;
+        anyhow::ensure!(
+            report.queued == 0,
+            "{} records never sequenced",
+            report.queued
+        );
+        let entries = store
+            .search(&custos_store::SearchQuery {
+                limit: custos_store::MAX_SEARCH_LIMIT,
+                ..custos_store::SearchQuery::default()
+            })
+            .await?;
+        store.close().await;
+        entries
+            .iter()
+            .map(|e| Ok(serde_json::from_slice(&e.record)?))
+            .collect()
+    })
+}
+
 /// kubectl under a pseudo-terminal (`script`), typed into as a person would; output read as it comes.
 pub struct Tty {
     child: Child,

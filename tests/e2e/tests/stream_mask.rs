@@ -11,22 +11,6 @@ use std::time::Duration;
 use anyhow::{anyhow, ensure, Context, Result};
 use custos_e2e::{kubectl, kubectl_bin, unique, Custos, Testbed, Tty};
 
-/// An AWS access key id, different on every run: `AKIA` and 16 characters of `[A-Z2-7]`.
-fn aws_key() -> String {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut x = u64::from(std::process::id())
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7);
-    let mut key = String::from("AKIA");
-    for _ in 0..16 {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        key.push(alphabet[(x >> 59) as usize % 32] as char);
-    }
-    key
-}
-
 /// 25 lines of base64 as in an RSA private key (random, so nothing else could print them).
 fn pem_body() -> Vec<String> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -55,7 +39,7 @@ struct Planted {
 /// copy loop tends to cut frames), more filler, the AWS key across the second, and a last line.
 fn planted(filler: usize) -> Planted {
     let body = pem_body();
-    let aws = aws_key();
+    let aws = custos_e2e::aws_key(0);
     let mut text = String::new();
     let mut n = 0;
     let mut fill = |text: &mut String, until: usize| {
