@@ -182,11 +182,14 @@ impl MaskingTap {
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        // 1011: the server met a condition that prevented it from fulfilling the request.
+        // 1000, as the apiserver closes after a failed command's Status: client-go reads the error
+        // channel to its end (and prints the whole Status message) only on a normal closure; on any
+        // other code (1011 was used here before) it reports the close frame's reason instead, cut to
+        // 123 bytes.
         ws_frame::write_frame(
             true,
             ws_frame::CLOSE,
-            &[&1011u16.to_be_bytes(), &message.as_bytes()[..end]],
+            &[&1000u16.to_be_bytes(), &message.as_bytes()[..end]],
             out,
         );
     }
