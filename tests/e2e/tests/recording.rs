@@ -702,3 +702,104 @@ fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// `recordings.dir` outside the data dir (a volume several replicas would share): the gateway writes
+/// the exec's recording there and nowhere else, and `custos audit verify --recordings DIR` verifies it
+/// against the log — but not when pointed at the default place, nor once the file is edited.
+#[test]
+fn a_configured_recordings_dir_outside_the_data_dir_is_written_and_verified_there() -> Result<()> {
+    let tb = Testbed::load()?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let shared = dir.path().join("volume").join("recordings");
+    let config = dir.path().join("custos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "recordings:\n  dir: {}\n",
+            serde_json::to_string(&shared.display().to_string())?
+        ),
+    )?;
+    let config_arg = config.display().to_string();
+    let mut gw = Custos::start_in(
+        &tb,
+        Path::new(tb.var("TESTBED_GATEWAY_KUBECONFIG")?),
+        &data,
+        &["--config", &config_arg],
+    )?;
+    let kc = gw.kubeconfig(dir.path(), "admin", Some(&tb.token("admin")?))?;
+    let ns = tb.var("TESTBED_NAMESPACE")?;
+    let out = kubectl(
+        &kubectl_bin(33)?.display().to_string(),
+        &kc,
+        &[
+            "exec",
+            "-n",
+            ns,
+            "toolbox",
+            "--",
+            "sh",
+            "-c",
+            "echo shared-$((40+2))",
+        ],
+    )?;
+    ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("shared-42"),
+        "kubectl exec: {}\ngateway log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&gw.logs(), 40)
+    );
+    gw.stop()?;
+    let records = records(&gw.data_dir)?;
+    let (_, name) = the_recording(&records)?;
+    let path = shared.join(&name);
+    ensure!(
+        Recording::read(&path)?.output().contains("shared-42"),
+        "{} lacks the output",
+        path.display()
+    );
+    ensure!(
+        !gw.data_dir.join("recordings").exists(),
+        "something was written to <dataDir>/recordings"
+    );
+
+    let verify = |recordings: Option<&Path>| -> Result<std::process::Output> {
+        let mut cmd = Command::new(custos_e2e::custos_bin()?);
+        cmd.args(["audit", "verify", "--data-dir"])
+            .arg(&gw.data_dir)
+            .env_remove("CUSTOS_RECORDINGS")
+            .env_remove("CUSTOS_STORE");
+        if let Some(r) = recordings {
+            cmd.arg("--recordings").arg(r);
+        }
+        Ok(cmd.output()?)
+    };
+    let ok = verify(Some(&shared))?;
+    let printed = String::from_utf8_lossy(&ok.stdout);
+    ensure!(
+        ok.status.success() && printed.contains("recordings   1 checked"),
+        "audit verify --recordings: {printed}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let default = verify(None)?;
+    ensure!(
+        !default.status.success() && String::from_utf8_lossy(&default.stderr).contains("missing"),
+        "audit verify without --recordings: {}",
+        String::from_utf8_lossy(&default.stderr)
+    );
+    let mut bytes = std::fs::read(&path)?;
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"shared-42")
+        .ok_or_else(|| anyhow!("no output to edit"))?;
+    bytes[at + 7] = b'7';
+    std::fs::write(&path, &bytes)?;
+    let edited = verify(Some(&shared))?;
+    ensure!(
+        !edited.status.success()
+            && String::from_utf8_lossy(&edited.stderr).contains("does not match"),
+        "an edited recording: {}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    Ok(())
+}
