@@ -37,5 +37,5 @@ pub use cast::{Code, Event, Facts, Header, Identity, Recording, SessionInfo};
 pub use error::{FormatError, ReadError, WriteError};
 pub use play::{play, play_with, PlayError, PlayOptions, PlayStats};
 pub use transcript::{Piece, Totals, Transcriber};
-pub use verify::{chunks_of, verify, verify_bytes, VerifyError};
+pub use verify::{chunks_of, verify, verify_bytes, verify_sealed, VerifyError};
 pub use writer::{dir_in, Chunk, Recordings, Writer, CHUNK_BYTES, CHUNK_INTERVAL};

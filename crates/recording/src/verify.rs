@@ -123,8 +123,35 @@ pub fn verify(path: &Path, chunks: &[StreamRef]) -> Result<(), VerifyError> {
     verify_bytes(&name, &bytes, chunks)
 }
 
+/// Checks the sealed part of a recording whose stream has no `stream-closed` record (still running,
+/// or the gateway stopped before closing it): the chunks must cover a prefix of the file exactly as
+/// [`verify`] requires; bytes after the last chunk are allowed and their count returned — they were
+/// never sealed, so nothing vouches for them and they are not evidence.
+pub fn verify_sealed(path: &Path, chunks: &[StreamRef]) -> Result<u64, VerifyError> {
+    let bytes = std::fs::read(path).map_err(|source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let covered = covered(&name, &bytes, chunks)?;
+    Ok(bytes.len() as u64 - covered)
+}
+
 /// Checks a recording's content `bytes`, named `name`, against its chunk records.
 pub fn verify_bytes(name: &str, bytes: &[u8], chunks: &[StreamRef]) -> Result<(), VerifyError> {
+    let pos = covered(name, bytes, chunks)?;
+    let len = bytes.len() as u64;
+    if pos != len {
+        return Err(VerifyError::Unrecorded { covered: pos, len });
+    }
+    Ok(())
+}
+
+/// Checks the chunks against `bytes` and returns how many bytes (a prefix) they cover.
+fn covered(name: &str, bytes: &[u8], chunks: &[StreamRef]) -> Result<u64, VerifyError> {
     if chunks.is_empty() {
         return Err(VerifyError::NoChunks(name.to_owned()));
     }
@@ -172,8 +199,5 @@ pub fn verify_bytes(name: &str, bytes: &[u8], chunks: &[StreamRef]) -> Result<()
         }
         pos = end;
     }
-    if pos != len {
-        return Err(VerifyError::Unrecorded { covered: pos, len });
-    }
-    Ok(())
+    Ok(pos)
 }

@@ -121,3 +121,33 @@ fn missing_repeated_or_foreign_chunk_records_fail() {
         Err(VerifyError::Incomplete(_))
     ));
 }
+
+#[test]
+fn an_unclosed_recording_verifies_its_sealed_prefix_and_counts_the_unsealed_tail() {
+    let (_tmp, path, refs) = recorded();
+    assert_eq!(verify_sealed(&path, &refs).expect("sealed"), 0);
+    // The gateway stopped after writing an event it never sealed: strict verify fails, the sealed
+    // check passes and says how many bytes nothing vouches for.
+    let tail = b"[9.000000,\"o\",\"unsealed\"]\n";
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut f, tail).expect("append");
+    assert!(matches!(
+        verify(&path, &refs),
+        Err(VerifyError::Unrecorded { .. })
+    ));
+    assert_eq!(
+        verify_sealed(&path, &refs).expect("sealed prefix"),
+        tail.len() as u64
+    );
+    // An edit inside the sealed prefix still fails.
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[3] ^= 1;
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(matches!(
+        verify_sealed(&path, &refs),
+        Err(VerifyError::Mismatch { .. })
+    ));
+}
