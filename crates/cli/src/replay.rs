@@ -62,6 +62,8 @@ pub struct ReplayArgs {
     pub window: WindowArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub recordings: crate::recordings::RecordingsArgs,
 }
 
 /// Runs `custos replay`.
@@ -81,7 +83,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         sandbox: &sandbox,
         opts: &opts,
         controllers: &args.ignore_managers,
-        recordings: crate::recordings::data_dir_recordings(&args.store.data_dir),
+        recordings: args.recordings.dir(&args.store.data_dir),
         generated: BTreeMap::new(),
     };
     let mut report = Report {
