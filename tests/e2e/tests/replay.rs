@@ -2,7 +2,8 @@
 //! a denied read and `delete` through Custos is listed and shown in order with its decisions and
 //! statuses; `custos replay` re-issues it against fresh namespaces and reports every step matching,
 //! or — with one object changed in the sandbox beforehand — the difference, by JSON path; the
-//! session's evidence bundle holds its records and verifies.
+//! session's evidence bundle holds its records and verifies. Patches of every explicit `--type` and a
+//! foreground delete replay with the content types and delete options their records name.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -671,5 +672,232 @@ fn exec_scenario(tb: &Testbed, recorded: &str, sandbox: &str) -> Result<()> {
     let failed = custos(&["audit", "verify", "--data-dir", &data])?;
     let err = String::from_utf8_lossy(&failed.stderr).into_owned();
     ensure!(!failed.status.success() && err.contains(&name), "{err}");
+    Ok(())
+}
+
+/// A session that patches with each explicit `--type` and deletes with options (and one raw patch
+/// whose Content-Type has a long parameter) replays step for step: each patch goes with the content
+/// type its record names — no probing, no guess — and the delete with its recorded `DeleteOptions`.
+#[test]
+fn patches_and_a_delete_with_options_replay_with_their_recorded_types() -> Result<()> {
+    let tb = Testbed::load()?;
+    let recorded = unique("replay-ct");
+    let sandbox = unique("replay-ctsb");
+    for ns in [&recorded, &sandbox] {
+        direct(&tb, &["create", "namespace", ns])?;
+    }
+    let result = typed_scenario(&tb, &recorded, &sandbox);
+    for ns in [&recorded, &sandbox] {
+        let _ = direct(&tb, &["delete", "namespace", ns, "--wait=false"]);
+    }
+    result
+}
+
+/// The typed session: apply, a merge patch that replaces a list (strategic would merge it), a JSON
+/// patch, a raw merge patch with a 4 KiB Content-Type parameter, and a foreground delete.
+fn run_typed_session(gw: &Custos, token: &str, kc: &Path, dir: &Path, ns: &str) -> Result<()> {
+    let k = kubectl_bin(33)?.display().to_string();
+    let app = dir.join("app.yaml");
+    std::fs::write(&app, APP)?;
+    let app = app.display().to_string();
+    ok(kubectl(&k, kc, &["apply", "-n", ns, "-f", &app])?).context("apply")?;
+    let containers = r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"docker.io/library/busybox:1.37"}]}}}}"#;
+    ok(kubectl(
+        &k,
+        kc,
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            containers,
+        ],
+    )?)
+    .context("merge patch")?;
+    ok(kubectl(
+        &k,
+        kc,
+        &[
+            "patch",
+            "configmap",
+            "app-config",
+            "-n",
+            ns,
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/data/colour","value":"green"}]"#,
+        ],
+    )?)
+    .context("json patch")?;
+    let raw = custos_e2e::raw::RawClient::new(&gw.url, &gw.ca)?;
+    let long = format!(
+        "application/merge-patch+json; charset=utf-8; x={}",
+        "y".repeat(4000)
+    );
+    let resp = raw.send(
+        &custos_e2e::raw::RawRequest::new(
+            "PATCH",
+            format!("/api/v1/namespaces/{ns}/configmaps/app-config"),
+        )
+        .bearer(token)
+        .header("Content-Type", long)
+        .body(br#"{"data":{"size":"4"}}"#.to_vec()),
+    )?;
+    ensure!(
+        resp.code == 200,
+        "raw patch: {} {}",
+        resp.code,
+        resp.body_text(500)
+    );
+    ok(kubectl(
+        &k,
+        kc,
+        &[
+            "delete",
+            "deployment",
+            "web",
+            "-n",
+            ns,
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+    )?)
+    .context("delete")?;
+    Ok(())
+}
+
+fn typed_scenario(tb: &Testbed, recorded: &str, sandbox: &str) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = root().join("tests/e2e/fixtures/replay/policy.cedar");
+    let mut gw = Custos::start(tb, &["--policy", &policy.display().to_string()])?;
+    let started = time_after(-5)?;
+    let run = (|| -> Result<String> {
+        let (session, token) = open_session(tb, &gw)?;
+        let kc = gw.kubeconfig(dir.path(), "agent-session", Some(&token))?;
+        run_typed_session(&gw, &token, &kc, dir.path(), recorded)?;
+        Ok(session)
+    })();
+    gw.stop()?;
+    let session = run.with_context(|| format!("gateway log:\n{}", gw.logs()))?;
+    let data = gw.data_dir.display().to_string();
+
+    // The records: each patch names its media type (parameters dropped), the delete its options.
+    let bundle = dir.path().join("bundle");
+    custos_ok(&[
+        "evidence",
+        "export",
+        "--from",
+        &started,
+        "--to",
+        &time_after(60)?,
+        "--session",
+        &session,
+        "--out",
+        &bundle.display().to_string(),
+        "--data-dir",
+        &data,
+    ])?;
+    let records: Vec<Value> = std::fs::read_to_string(bundle.join("records.jsonl"))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let requests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["custos"]["recordKind"] == "request")
+        .filter(|r| matches!(r["verb"].as_str(), Some("patch" | "delete")))
+        .collect();
+    let types: Vec<(&str, &str, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["verb"].as_str().unwrap_or_default(),
+                r["objectRef"]["resource"].as_str().unwrap_or_default(),
+                r["annotations"]["custos.dev/content-type"]
+                    .as_str()
+                    .unwrap_or("-"),
+            )
+        })
+        .collect();
+    ensure!(
+        types
+            == [
+                ("patch", "deployments", "application/merge-patch+json"),
+                ("patch", "configmaps", "application/json-patch+json"),
+                ("patch", "configmaps", "application/merge-patch+json"),
+                ("delete", "deployments", "application/json"),
+            ],
+        "{types:?}"
+    );
+    let delete = requests.last().context("the delete")?;
+    ensure!(
+        delete["requestObject"]["propagationPolicy"] == "Foreground",
+        "the delete's options are not recorded: {delete}"
+    );
+
+    // Replay: every step matches, each typed step sent as recorded, nothing probed.
+    let out = dir.path().join("replay");
+    let run = replay(
+        &session,
+        &gw.data_dir,
+        tb.var("TESTBED_KUBECONFIG")?,
+        &format!("{recorded}={sandbox}"),
+        &out,
+    )?;
+    let rep = report(&out).with_context(|| format!("{}", String::from_utf8_lossy(&run.stderr)))?;
+    ensure!(
+        run.status.success() && rep["summary"]["differ"] == 0 && rep["summary"]["errors"] == 0,
+        "typed replay did not match:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        std::fs::read_to_string(out.join("report.md")).unwrap_or_default()
+    );
+    let sent: Vec<(&str, &str, &str, &str)> = steps(&rep)
+        .filter(|s| matches!(s["verb"].as_str(), Some("patch" | "delete")))
+        .map(|s| {
+            (
+                s["verb"].as_str().unwrap_or_default(),
+                s["verdict"].as_str().unwrap_or_default(),
+                s["contentType"].as_str().unwrap_or("-"),
+                s["contentTypeFrom"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    ensure!(
+        sent == [
+            ("patch", "match", "application/merge-patch+json", "recorded"),
+            ("patch", "match", "application/json-patch+json", "recorded"),
+            ("patch", "match", "application/merge-patch+json", "recorded"),
+            ("delete", "match", "application/json", "recorded"),
+        ],
+        "{sent:?}\n{rep}"
+    );
+    let guessed: Vec<&Value> = steps(&rep)
+        .filter(|s| {
+            (s["contentTypeFrom"] != "recorded" && !s["contentTypeFrom"].is_null())
+                || s["notes"].to_string().contains("patch type not recorded")
+        })
+        .collect();
+    ensure!(guessed.is_empty(), "probed or inferred: {guessed:?}");
+    // The merge patch matched because it replaced the container list as in the recording (a
+    // strategic merge keeps the command, a difference); the patches wrote into the sandbox.
+    let replayed = direct(
+        tb,
+        &[
+            "get",
+            "configmap",
+            "app-config",
+            "-n",
+            sandbox,
+            "-o",
+            "json",
+        ],
+    )?;
+    let cm: Value = serde_json::from_str(&replayed)?;
+    ensure!(
+        cm["data"]["colour"] == "green" && cm["data"]["size"] == "4",
+        "{cm}"
+    );
     Ok(())
 }
