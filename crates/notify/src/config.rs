@@ -128,6 +128,75 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A webhook's HMAC key and the file it comes from: re-read when the file changes (another inode,
+/// length or modification time — a rewritten file, or a Kubernetes Secret volume's new revision), so
+/// a key is rotated without a restart. A new content that fails the checks (too short, readable by
+/// others, unreadable) is not taken: the last good key stays, and the problem is logged.
+pub(crate) struct KeyFile {
+    path: PathBuf,
+    current: std::sync::Mutex<(Option<Stamp>, Secret)>,
+}
+
+/// What tells a changed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        inode,
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+impl KeyFile {
+    /// Reads and checks the key in `path`.
+    pub(crate) fn open(path: &Path) -> Result<KeyFile, ConfigError> {
+        let before = stamp(path);
+        let secret = load_secret(path)?;
+        Ok(KeyFile {
+            path: path.to_owned(),
+            current: std::sync::Mutex::new((before, secret)),
+        })
+    }
+
+    /// The key to sign with now: the file's, re-read if it changed since the last read.
+    pub(crate) fn current(&self) -> Secret {
+        let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamp(&self.path);
+        if now.is_some() && now != guard.0 {
+            match load_secret(&self.path) {
+                Ok(secret) => {
+                    tracing::info!(file = %self.path.display(), "webhook key re-read (the file changed)");
+                    *guard = (now, secret);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the webhook key file changed but cannot be used; signing with the previous key");
+                    guard.0 = now;
+                }
+            }
+        }
+        guard.1.clone()
+    }
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A checked config: what a delivery task needs.
 #[derive(Debug)]
 pub(crate) struct Loaded {
@@ -135,7 +204,7 @@ pub(crate) struct Loaded {
     /// `scheme://host[:port]` only: a Slack webhook's path is itself a secret, so reports and logs
     /// never show it.
     pub(crate) endpoint: String,
-    pub(crate) secret: Secret,
+    pub(crate) secret: KeyFile,
     pub(crate) client: reqwest::Client,
 }
 
@@ -177,7 +246,7 @@ impl WebhookConfig {
     /// Checks everything and reads the files, in the order the fields are written.
     pub(crate) fn load(&self) -> Result<Loaded, ConfigError> {
         let url = check_url(&self.url)?;
-        let secret = load_secret(&self.secret_file)?;
+        let secret = KeyFile::open(&self.secret_file)?;
         if self.events.as_ref().is_some_and(Vec::is_empty) {
             return Err(ConfigError::Events(
                 "an empty list would send nothing; omit `events` to send every kind".into(),

@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
 
 use crate::client::chain;
-use crate::config::{Loaded, Secret};
+use crate::config::{KeyFile, Loaded};
 use crate::queue::Queue;
 use crate::{sign, ConfigError, Event, EventKind, Format, WebhookConfig};
 
@@ -193,7 +193,7 @@ struct Webhook {
     endpoint: String,
     format: Format,
     events: Option<Vec<EventKind>>,
-    secret: Secret,
+    secret: KeyFile,
     client: reqwest::Client,
     queue: Queue<Job>,
 }
@@ -371,7 +371,7 @@ impl Webhook {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        let signature = sign(self.secret.bytes(), &timestamp, body);
+        let signature = sign(self.secret.current().bytes(), &timestamp, body);
         let mut resp = self
             .client
             .post(self.url.clone())

@@ -176,7 +176,7 @@ fn the_secret_is_trimmed_and_kept_out_of_debug_output() {
     let loaded = WebhookConfig::new("https://h.example/a/secret/path", Format::Slack, path)
         .load()
         .expect("loads");
-    assert_eq!(loaded.secret.bytes(), SECRET.trim().as_bytes());
+    assert_eq!(loaded.secret.current().bytes(), SECRET.trim().as_bytes());
     assert_eq!(loaded.endpoint, "https://h.example", "no path in reports");
     assert!(!format!("{loaded:?}").contains("0123456789abcdef"));
 }
@@ -204,4 +204,52 @@ fn empty_event_filters_bad_timeouts_and_bad_ca_files_are_refused() {
     config.ca_file = Some(not_pem);
     let err = config.check().expect_err("no certificate");
     assert!(err.to_string().starts_with("caFile "), "{err}");
+}
+
+#[test]
+fn a_rotated_key_file_is_read_again_and_a_bad_rotation_keeps_the_last_good_key() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = secret_file(dir.path(), 0o600);
+    let key = KeyFile::open(&path).expect("opens");
+    assert_eq!(key.current().bytes(), SECRET.trim().as_bytes());
+    // Each rewrite gets its own modification time, so the change is seen even on coarse clocks.
+    let rewrite = |content: &str, age: u64| {
+        std::fs::write(&path, content).expect("write");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + age))
+            .expect("mtime");
+    };
+    let rotated = "fedcba9876543210fedcba9876543210fedcba9876543210";
+    rewrite(rotated, 1);
+    assert_eq!(key.current().bytes(), rotated.as_bytes(), "the new key");
+    rewrite("too-short", 2);
+    assert_eq!(
+        key.current().bytes(),
+        rotated.as_bytes(),
+        "a key that fails the checks is not taken"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        rewrite(SECRET, 3);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            key.current().bytes(),
+            rotated.as_bytes(),
+            "a key others can read is not taken"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        rewrite(SECRET, 4);
+        assert_eq!(key.current().bytes(), SECRET.trim().as_bytes());
+    }
+    std::fs::remove_file(&path).expect("rm");
+    assert_eq!(
+        key.current().bytes(),
+        SECRET.trim().as_bytes(),
+        "a vanished file keeps the key"
+    );
 }
