@@ -112,6 +112,12 @@ pub fn chunks_of<'a>(records: impl IntoIterator<Item = &'a Record>, name: &str) 
 
 /// Checks the recording at `path` against its chunk records (any order; sorted by seq here).
 pub fn verify(path: &Path, chunks: &[StreamRef]) -> Result<(), VerifyError> {
+    let (name, bytes) = read(path)?;
+    verify_bytes(&name, &bytes, chunks)
+}
+
+/// A recording file's name and content.
+fn read(path: &Path) -> Result<(String, Vec<u8>), VerifyError> {
     let bytes = std::fs::read(path).map_err(|source| VerifyError::Io {
         path: path.display().to_string(),
         source,
@@ -120,7 +126,7 @@ pub fn verify(path: &Path, chunks: &[StreamRef]) -> Result<(), VerifyError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    verify_bytes(&name, &bytes, chunks)
+    Ok((name, bytes))
 }
 
 /// Checks the sealed part of a recording whose stream has no `stream-closed` record (still running,
@@ -128,14 +134,7 @@ pub fn verify(path: &Path, chunks: &[StreamRef]) -> Result<(), VerifyError> {
 /// [`verify`] requires; bytes after the last chunk are allowed and their count returned — they were
 /// never sealed, so nothing vouches for them and they are not evidence.
 pub fn verify_sealed(path: &Path, chunks: &[StreamRef]) -> Result<u64, VerifyError> {
-    let bytes = std::fs::read(path).map_err(|source| VerifyError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (name, bytes) = read(path)?;
     let covered = covered(&name, &bytes, chunks)?;
     Ok(bytes.len() as u64 - covered)
 }
