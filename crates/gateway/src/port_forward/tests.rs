@@ -58,13 +58,16 @@ fn tunnelled(bytes: &[u8], client: bool) -> Vec<u8> {
     out
 }
 
-async fn two_connections(wire: PortForwardWire) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (recorder, store) = recorder(tmp.path()).await;
-    let req = request("pf-1", "portforward");
-    let (pf, mut up, mut down) = PortForwards::start(&recorder, &req, &wire, None);
-    let (client_side, mut client) = tokio::io::duplex(1 << 20);
-    let (upstream_side, mut server) = tokio::io::duplex(1 << 20);
+type Relay =
+    tokio::task::JoinHandle<(std::io::Result<RelayTotals>, PortForwardTap, PortForwardTap)>;
+
+/// Relays through the taps between two in-memory pipes: the client's end, the server's end, the relay.
+fn run(
+    mut up: PortForwardTap,
+    mut down: PortForwardTap,
+) -> (tokio::io::DuplexStream, tokio::io::DuplexStream, Relay) {
+    let (client_side, client) = tokio::io::duplex(1 << 20);
+    let (upstream_side, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let r = relay(
             client_side,
@@ -76,6 +79,15 @@ async fn two_connections(wire: PortForwardWire) {
         .await;
         (r, up, down)
     });
+    (client, server, task)
+}
+
+async fn two_connections(wire: PortForwardWire) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (recorder, store) = recorder(tmp.path()).await;
+    let req = request("pf-1", "portforward");
+    let (pf, up, down) = PortForwards::start(&recorder, &req, &wire, None);
+    let (mut client, mut server, task) = run(up, down);
     let tunnel = wire == PortForwardWire::Tunnel;
     let wrap = |b: Vec<u8>, client: bool| if tunnel { tunnelled(&b, client) } else { b };
     let (mut cz, mut sz) = (
@@ -192,9 +204,6 @@ fn the_wire_is_read_from_the_answer_headers() {
     );
 }
 
-type Relay =
-    tokio::task::JoinHandle<(std::io::Result<RelayTotals>, PortForwardTap, PortForwardTap)>;
-
 /// A SPDY port-forward with payload capture, relayed: the client's and the server's ends.
 struct Captured {
     tmp: tempfile::TempDir,
@@ -221,21 +230,9 @@ async fn captured(audit_id: &str) -> Captured {
     let capture = Capture::open(&recorder, detector, &parts, &req)
         .await
         .expect("capture opens");
-    let (pf, mut up, mut down) =
+    let (pf, up, down) =
         PortForwards::start(&recorder, &req, &PortForwardWire::Spdy, Some(capture));
-    let (client_side, client) = tokio::io::duplex(1 << 20);
-    let (upstream_side, server) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(async move {
-        let r = relay(
-            client_side,
-            upstream_side,
-            &mut up,
-            &mut down,
-            Duration::from_millis(25),
-        )
-        .await;
-        (r, up, down)
-    });
+    let (client, server, task) = run(up, down);
     Captured {
         tmp,
         recorder,
