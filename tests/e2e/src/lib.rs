@@ -400,6 +400,51 @@ impl Streaming {
     }
 }
 
+/// A running `kubectl port-forward` to a pod port (on the testbed every pod port is the echo server),
+/// listening on a free local port.
+pub struct PortForward {
+    /// kubectl's output so far (and the process, killed when this is dropped).
+    pub kubectl: Streaming,
+    /// The local port kubectl listens on.
+    pub port: u16,
+}
+
+impl PortForward {
+    /// Runs `kubectl` (a command with its binary and `--kubeconfig` set) as
+    /// `port-forward -n NS --address 127.0.0.1 pod/POD :REMOTE` and waits until it forwards.
+    pub fn start(mut kubectl: Command, ns: &str, pod: &str, remote: u16) -> Result<PortForward> {
+        kubectl.args([
+            "port-forward",
+            "-n",
+            ns,
+            "--address",
+            "127.0.0.1",
+            &format!("pod/{pod}"),
+            &format!(":{remote}"),
+        ]);
+        let mut kubectl = Streaming::spawn(kubectl)?;
+        let line = kubectl.wait_for("Forwarding from 127.0.0.1:", Duration::from_secs(20))?;
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .context("no local port in kubectl's line")?
+            .parse()?;
+        Ok(PortForward { kubectl, port })
+    }
+
+    /// One connection: writes `payload` and reads as many bytes back (the echo).
+    pub fn echo(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        c.set_read_timeout(Some(Duration::from_secs(15)))?;
+        c.write_all(payload)?;
+        let mut got = vec![0u8; payload.len()];
+        c.read_exact(&mut got)?;
+        Ok(got)
+    }
+}
+
 impl Drop for Streaming {
     fn drop(&mut self) {
         let _ = self.child.kill();

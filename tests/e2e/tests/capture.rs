@@ -5,15 +5,13 @@
 //! masked; `custos audit verify` checks the file against its `stream-chunk` records, and fails once a
 //! byte of it is edited.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use custos_audit::record::{Record, RecordKind};
-use custos_e2e::{aws_key, custos_bin, kubectl_bin, log_records, Custos, Streaming, Testbed};
+use custos_e2e::{aws_key, custos_bin, kubectl_bin, log_records, Custos, PortForward, Testbed};
 use custos_recording::{Code, Recording};
 
 /// `custos audit verify --data-dir DIR`: its success and output.
@@ -36,37 +34,22 @@ fn captured_port_forward(minor: u32) -> Result<()> {
     let ns = tb.var("TESTBED_NAMESPACE")?.to_owned();
     let key = aws_key(u64::from(minor));
     let payload = format!("hello pod\nconfig: aws_access_key_id={key}\nbye\n");
-    let mut pf = Streaming::spawn({
-        let mut c = Command::new(kubectl_bin(minor)?);
-        c.arg("--kubeconfig").arg(&kc).args([
-            "port-forward",
-            "-n",
-            &ns,
-            "--address",
-            "127.0.0.1",
-            "pod/toolbox",
-            ":8080",
-        ]);
-        c
-    })?;
-    let echoed = (|| -> Result<Vec<u8>> {
-        let line = pf.wait_for("Forwarding from 127.0.0.1:", Duration::from_secs(20))?;
-        let port: u16 = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .context("port")?
-            .parse()?;
-        let mut c = TcpStream::connect(("127.0.0.1", port))?;
-        c.set_read_timeout(Some(Duration::from_secs(15)))?;
-        c.write_all(payload.as_bytes())?;
-        let mut got = vec![0u8; payload.len()];
-        c.read_exact(&mut got)?;
-        drop(c);
+    let echoed = PortForward::start(
+        {
+            let mut c = Command::new(kubectl_bin(minor)?);
+            c.arg("--kubeconfig").arg(&kc);
+            c
+        },
+        &ns,
+        "toolbox",
+        8080,
+    )
+    .and_then(|pf| {
+        let got = pf.echo(payload.as_bytes())?;
+        // kubectl closes the connection's streams; the gateway records the close.
         std::thread::sleep(Duration::from_millis(500));
         Ok(got)
-    })();
-    drop(pf);
+    });
     let echoed = echoed.with_context(|| {
         format!(
             "kubectl 1.{minor} port-forward; gateway log:\n{}",

@@ -1,14 +1,15 @@
 //! kubectl 1.27 (SPDY streams), 1.30 (WebSocket exec, SPDY port-forward) and 1.33 (WebSocket everywhere)
 //! through Custos against the real testbed, authenticated with Dex tokens.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use custos_e2e::{in_tty, kubectl, kubectl_bin, ok, unique, Custos, Streaming, Testbed};
+use custos_e2e::{
+    in_tty, kubectl, kubectl_bin, ok, unique, Custos, PortForward, Streaming, Testbed,
+};
 
 struct Run<'a> {
     bin: String,
@@ -276,34 +277,13 @@ fn steps(r: &Run, dir: &Path) -> Result<()> {
     let _ = r.k(&["exec", "-n", pns, "toolbox", "--", "rm", "-f", &name]);
 
     // port-forward with a real TCP round trip (the pod port is an echo server).
-    let mut pf = Streaming::spawn({
-        let mut c = r.cmd();
-        c.args([
-            "port-forward",
-            "-n",
-            pns,
-            "--address",
-            "127.0.0.1",
-            "pod/toolbox",
-            ":8080",
-        ]);
-        c
-    })?;
-    let line = pf.wait_for("Forwarding from 127.0.0.1:", Duration::from_secs(20))?;
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .context("port")?
-        .parse()?;
+    let pf = PortForward::start(r.cmd(), pns, "toolbox", 8080)?;
     for size in [5usize, 200_000] {
         let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(15)))?;
-        s.write_all(&payload)?;
-        let mut got = vec![0u8; size];
-        s.read_exact(&mut got)?;
-        ensure!(got == payload, "port-forward echo of {size} bytes differs");
+        ensure!(
+            pf.echo(&payload)? == payload,
+            "port-forward echo of {size} bytes differs"
+        );
     }
     drop(pf);
 
