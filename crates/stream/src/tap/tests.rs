@@ -264,7 +264,11 @@ fn websocket_farewell_says_why_on_the_error_channel_and_closes() {
     match events.last() {
         Some(Owned::Control(ControlKind::GoAway, raw)) => {
             assert!(raw.len() <= 127);
-            assert_eq!(&raw[2..4], &1000u16.to_be_bytes(), "a normal closure: clients read the Status");
+            assert_eq!(
+                &raw[2..4],
+                &1000u16.to_be_bytes(),
+                "a normal closure: clients read the Status"
+            );
         }
         other => panic!("no close frame: {other:?}"),
     }
