@@ -89,6 +89,9 @@ pub struct Referenced {
     pub recordings: BTreeMap<String, Vec<StreamRef>>,
     /// Recordings whose stream was closed because the recording failed, and why.
     pub failed: BTreeMap<String, String>,
+    /// Recordings with a `stream-closed` record (the others are still running, or their gateway
+    /// stopped before closing them).
+    pub closed: BTreeSet<String>,
 }
 
 /// What checking recordings found.
@@ -110,8 +113,11 @@ impl Referenced {
             }
         }
         if record.custos.record_kind == RecordKind::StreamClosed {
-            if let (Some(error), Some(s)) = (&record.custos.error, record.custos.streams.first()) {
-                self.failed.insert(s.recording.clone(), error.clone());
+            if let Some(s) = record.custos.streams.first() {
+                self.closed.insert(s.recording.clone());
+                if let Some(error) = &record.custos.error {
+                    self.failed.insert(s.recording.clone(), error.clone());
+                }
             }
         }
     }
@@ -135,49 +141,34 @@ impl Referenced {
                 )
             };
             if let Err(e) = verify(&path, chunks) {
-                // A recording that failed (a full disk) may end in bytes whose chunk record was never
-                // written: what the chunks cover must still match, and the tail is reported.
-                let Some(why) = self.failed.get(name) else {
-                    return Err(e.context(context()));
+                // A recording that failed (a full disk), or whose stream was never closed (still
+                // running, or the gateway stopped), may end in bytes no chunk record covers: what
+                // the chunks cover must still match, and the tail is reported — it is not evidence.
+                let why = match (self.failed.get(name), self.closed.contains(name)) {
+                    (Some(why), _) => format!(
+                        "the recording failed while the stream ran ({})",
+                        why.chars().take(300).collect::<String>()
+                    ),
+                    (None, false) => "the log has no stream-closed record for it: the stream is \
+                                      still running, or its gateway stopped before closing it"
+                        .to_owned(),
+                    (None, true) => return Err(e.context(context())),
                 };
-                let note = verify_covered_prefix(&path, name, chunks, why)
-                    .map_err(|_| e.context(context()))?;
-                checked.warnings.push(note);
+                let tail = match custos_recording::verify_sealed(&path, chunks) {
+                    Ok(tail) if tail > 0 => tail,
+                    _ => return Err(e.context(context())),
+                };
+                let len = fs::metadata(&path)?.len();
+                checked.warnings.push(format!(
+                    "recording {name}: its last {tail} bytes are not covered by a chunk record: {why}; \
+                     the {} bytes before them match their chunk records",
+                    len - tail
+                ));
             }
             checked.recordings += 1;
         }
         Ok(checked)
     }
-}
-
-/// Checks the part of a failed recording its chunks cover (a copy of it, under the same name); says
-/// how many bytes follow that no chunk record covers.
-fn verify_covered_prefix(
-    path: &Path,
-    name: &str,
-    chunks: &[StreamRef],
-    why: &str,
-) -> anyhow::Result<String> {
-    let covered: u64 = chunks.iter().map(|c| c.bytes).sum();
-    let len = fs::metadata(path)?.len();
-    if len <= covered {
-        bail!("not an uncovered tail");
-    }
-    let mut prefix = Vec::new();
-    io::Read::read_to_end(
-        &mut io::Read::take(fs::File::open(path)?, covered),
-        &mut prefix,
-    )?;
-    let scratch = tempfile::tempdir()?;
-    let copy = scratch.path().join(name);
-    fs::write(&copy, prefix)?;
-    verify(&copy, chunks)?;
-    Ok(format!(
-        "recording {name}: its last {} bytes are not covered by a chunk record: the recording failed \
-         while the stream ran ({}); the {covered} bytes before them match their chunk records",
-        len - covered,
-        why.chars().take(300).collect::<String>()
-    ))
 }
 
 /// Reads the stream references of a bundle's `records.jsonl`.

@@ -37,7 +37,7 @@ fn chunk_record(name: &str, seq: u64, offset: u64, bytes: &[u8], scratch: &Path)
     r
 }
 
-/// A data dir with one recording and a "bundle" whose records refer to it in two chunks.
+/// A data dir with one recording and a "bundle" whose records refer to it in two chunks and close it.
 fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let source = root.join("recordings");
     fs::create_dir(&source).expect("dir");
@@ -45,9 +45,14 @@ fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let bundle_dir = root.join("bundle");
     fs::create_dir(&bundle_dir).expect("dir");
     let (first, second) = CONTENT.split_at(14);
+    let mut closed = chunk_record("a4.cast", 0, 0, CONTENT, root);
+    closed.custos.record_kind = RecordKind::StreamClosed;
+    closed.custos.streams[0].seq = None;
+    closed.custos.streams[0].offset = None;
     let records = [
         chunk_record("a4.cast", 0, 0, first, root),
         chunk_record("a4.cast", 1, 14, second, root),
+        closed,
     ];
     let lines: String = records
         .iter()
@@ -164,38 +169,56 @@ fn a_recording_plays_back_its_output() {
 }
 
 #[test]
-fn a_failed_recordings_uncovered_tail_is_a_warning_only_when_the_log_says_it_failed() {
+fn an_uncovered_tail_is_a_warning_only_for_a_failed_or_unclosed_recording() {
     let root = tempfile::tempdir().expect("tempdir");
     let (source, bundle_dir) = setup(root.path());
     add_to_bundle(&bundle_dir, &source).expect("add");
     let copy = bundle_dir.join(DIR).join("a4.cast");
-    // Bytes the gateway wrote before the disk filled, never covered by a chunk record.
+    // Bytes the gateway wrote but never covered by a chunk record.
     fs::write(&copy, [CONTENT, b"[0.9,\"o\",\"par"].concat()).expect("write");
-    let err = format!("{:#}", verify_bundle(&bundle_dir).expect_err("uncovered"));
+    let referenced = |closed: Option<Option<&str>>| {
+        let mut referenced = super::Referenced::default();
+        for line in fs::read_to_string(bundle_dir.join(bundle::RECORDS))
+            .expect("read")
+            .lines()
+        {
+            let record: Record = serde_json::from_str(line).expect("record");
+            if record.custos.record_kind == RecordKind::StreamChunk {
+                referenced.add(&record);
+            }
+        }
+        if let Some(error) = closed {
+            let mut r = Record::new(
+                RecordKind::StreamClosed,
+                MicroTime::from_unix_micros(1_750_000_000_000_000).expect("time"),
+            );
+            r.custos.error = error.map(str::to_owned);
+            r.custos.streams.push(StreamRef {
+                recording: "a4.cast".into(),
+                bytes: 40,
+                ..StreamRef::default()
+            });
+            referenced.add(&r);
+        }
+        referenced
+    };
+    let dir = bundle_dir.join(DIR);
+
+    // Closed normally: every byte must be covered.
+    let err = format!(
+        "{:#}",
+        referenced(Some(None))
+            .verify_in(&dir)
+            .expect_err("uncovered")
+    );
     assert!(err.contains("a4.cast"), "{err}");
 
     // The stream-closed record says the recording failed: the tail is reported, the rest verified.
-    let mut closed = Record::new(
-        RecordKind::StreamClosed,
-        MicroTime::from_unix_micros(1_750_000_000_000_000).expect("time"),
-    );
-    closed.custos.error = Some("the session recording could not be written: No space left".into());
-    closed.custos.streams.push(StreamRef {
-        recording: "a4.cast".into(),
-        bytes: 40,
-        ..StreamRef::default()
-    });
-    let mut referenced = super::Referenced::default();
-    for line in fs::read_to_string(bundle_dir.join(bundle::RECORDS))
-        .expect("read")
-        .lines()
-    {
-        referenced.add(&serde_json::from_str(line).expect("record"));
-    }
-    referenced.add(&closed);
-    let checked = referenced
-        .verify_in(&bundle_dir.join(DIR))
-        .expect("verifies");
+    let checked = referenced(Some(Some(
+        "the session recording could not be written: No space left",
+    )))
+    .verify_in(&dir)
+    .expect("verifies");
     assert_eq!(checked.recordings, 1);
     assert!(
         checked.warnings[0].contains("last 13 bytes are not covered")
@@ -203,9 +226,21 @@ fn a_failed_recordings_uncovered_tail_is_a_warning_only_when_the_log_says_it_fai
         "{:?}",
         checked.warnings
     );
-    // An edit inside the covered part still fails, failed recording or not.
+
+    // Never closed (the gateway stopped mid-stream): the same, saying so.
+    let checked = referenced(None).verify_in(&dir).expect("verifies");
+    assert!(
+        checked.warnings[0].contains("last 13 bytes are not covered")
+            && checked.warnings[0].contains("no stream-closed record"),
+        "{:?}",
+        checked.warnings
+    );
+
+    // An edit inside the covered part still fails, failed, closed or not.
     let mut edited = CONTENT.to_vec();
     edited[3] ^= 0x20;
     fs::write(&copy, [edited.as_slice(), b"tail"].concat()).expect("write");
-    assert!(referenced.verify_in(&bundle_dir.join(DIR)).is_err());
+    for closed in [None, Some(None), Some(Some("failed"))] {
+        assert!(referenced(closed).verify_in(&dir).is_err());
+    }
 }
