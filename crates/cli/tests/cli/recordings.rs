@@ -6,19 +6,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Arc;
+use std::process::Command;
 
 use custos_audit::bundle::sha256_file;
 use custos_audit::record::{ObjectReference, SessionRef, StreamRef, UserInfo};
-use custos_audit::{MicroTime, Record, RecordKind};
-use custos_store::{Appender, AppenderConfig, LogStore, Sequencer, SequencerConfig};
-use custos_store_sqlite::SqliteStore;
+use custos_audit::{Record, RecordKind};
 
-/// 2025-06-15T00:00:00Z.
-const T0: u64 = 1_749_945_600_000_000;
-const FROM: &str = "2025-06-15T00:00:00Z";
-const TO: &str = "2025-06-15T01:00:00Z";
+use crate::{at, custos, signing_key, Run, FROM, TO};
+
 const AUDIT_ID: &str = "5391e9f0-3c7f-4dfb-8865-a1a2e3f32c4d";
 const SESSION: &str = "ss-shared-recordings";
 
@@ -32,10 +27,6 @@ const CAST: &str = concat!(
 
 fn name() -> String {
     format!("{AUDIT_ID}.cast")
-}
-
-fn at(seconds: u64) -> MicroTime {
-    MicroTime::from_unix_micros(T0 + seconds * 1_000_000).expect("time")
 }
 
 fn record(kind: RecordKind, seconds: u64) -> Record {
@@ -117,24 +108,8 @@ impl Fixture {
         fs::create_dir(f.data_dir()).expect("data dir");
         fs::create_dir(f.shared()).expect("shared dir");
         fs::write(f.shared().join(name()), CAST).expect("recording");
-        let (key, _) =
-            custos_audit::keys::load_or_generate(&f.data_dir().join("audit.key"), "custos")
-                .expect("key");
-        let records = records(f.root.path());
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let store: Arc<dyn LogStore> =
-                Arc::new(SqliteStore::open_in(f.data_dir()).await.expect("store"));
-            let appender = Appender::spawn(Arc::clone(&store), AppenderConfig::default());
-            for r in &records {
-                appender.append_record(r).await.expect("append");
-            }
-            drop(appender);
-            let seq = Sequencer::new(Arc::clone(&store), key, SequencerConfig::default());
-            seq.integrate_all().await.expect("integrate");
-            seq.sign().await.expect("sign");
-            store.close().await;
-        });
+        let key = signing_key(&f.data_dir());
+        crate::append(&f.data_dir(), &records(f.root.path()), Some(&key));
         f
     }
 
@@ -151,65 +126,7 @@ impl Fixture {
     }
 
     fn custos(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
-        cmd.args(args)
-            .env("CUSTOS_DATA_DIR", self.data_dir())
-            .env_remove("CUSTOS_RECORDINGS")
-            .env_remove("CUSTOS_STORE")
-            .env_remove("CUSTOS_AUDIT_KEY_FILE")
-            .env_remove("CUSTOS_CONFIG")
-            .env("CUSTOS_LOG", "warn");
-        cmd
-    }
-}
-
-/// What one run of the binary did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(cmd: &mut Command) -> Run {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().expect("run custos");
-        Run {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
-
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Exit code 1 with `needle` in stderr.
-    fn fails_with(self, needle: &str) -> Run {
-        assert_eq!(
-            self.code,
-            Some(1),
-            "expected failure; stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr
-        );
-        self
+        custos(&self.data_dir(), args)
     }
 }
 

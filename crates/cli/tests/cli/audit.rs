@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use custos_audit::bundle::{sha256_file, Manifest};
@@ -15,12 +14,10 @@ use custos_audit::note::SignerKey;
 use custos_audit::record::{
     DecisionRecord, ObjectReference, Outcome, ResponseStatus, SessionRef, UserInfo,
 };
-use custos_audit::{Checkpoint, MicroTime, Record, RecordKind};
-use custos_store::{Appender, AppenderConfig, LogStore, Sequencer, SequencerConfig};
-use custos_store_sqlite::SqliteStore;
+use custos_audit::{Checkpoint, Record, RecordKind};
 
-/// 2025-06-15T00:00:00Z; record `i` is received `i` seconds later.
-const T0: u64 = 1_749_945_600_000_000;
+use crate::{at, custos, signing_key, Run, FROM, TO};
+
 const USERS: [&str; 2] = ["alice", "bob"];
 const VERBS: [&str; 4] = ["get", "list", "delete", "create"];
 
@@ -34,11 +31,11 @@ fn verb_of(i: u64) -> &'static str {
     VERBS[(i % 4) as usize]
 }
 
+/// Record `i`, received `i` seconds after [`T0`](crate::T0).
 fn record(i: u64) -> Record {
-    let at = MicroTime::from_unix_micros(T0 + i * 1_000_000).expect("time");
-    let mut r = Record::new(RecordKind::Request, at);
+    let mut r = Record::new(RecordKind::Request, at(i));
     r.audit_id = Some(format!("a-{i}"));
-    r.request_received_timestamp = Some(at);
+    r.request_received_timestamp = Some(at(i));
     r.verb = Some(verb_of(i).to_owned());
     r.request_uri = Some(format!("/api/v1/namespaces/ns-{}/pods/p-{i}", i % 2));
     r.user = Some(UserInfo {
@@ -85,9 +82,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (key, _) =
-            custos_audit::keys::load_or_generate(&dir.path().join("audit.key"), "custos")
-                .expect("key");
+        let key = signing_key(dir.path());
         let fixture = Fixture {
             dir,
             key,
@@ -104,29 +99,8 @@ impl Fixture {
 
     /// Appends records `range`; with `sign`, integrates and signs them, returning the checkpoint.
     fn append(&self, range: std::ops::Range<u64>, sign: bool) -> Option<String> {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let store: Arc<dyn LogStore> =
-                Arc::new(SqliteStore::open_in(self.data_dir()).await.expect("store"));
-            let appender = Appender::spawn(Arc::clone(&store), AppenderConfig::default());
-            for i in range {
-                appender.append_record(&record(i)).await.expect("append");
-            }
-            drop(appender);
-            let note = if sign {
-                let seq = Sequencer::new(
-                    Arc::clone(&store),
-                    self.key.clone(),
-                    SequencerConfig::default(),
-                );
-                seq.integrate_all().await.expect("integrate");
-                seq.sign().await.expect("sign").map(|c| c.note)
-            } else {
-                None
-            };
-            store.close().await;
-            note
-        })
+        let records: Vec<Record> = range.map(record).collect();
+        crate::append(self.data_dir(), &records, sign.then_some(&self.key))
     }
 
     fn sign_all(&self) {
@@ -148,48 +122,12 @@ impl Fixture {
     }
 
     fn custos(&self, args: &[&str]) -> Run {
-        run(Command::new(env!("CARGO_BIN_EXE_custos"))
-            .args(args)
-            .env("CUSTOS_DATA_DIR", self.data_dir()))
+        Run::of(&mut custos(self.data_dir(), args))
     }
 }
 
-/// What one run of the binary did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
+/// Reading `audit tail` and `audit search` output.
 impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Exit code 1 with `needle` in stderr.
-    fn fails_with(self, needle: &str) -> Run {
-        assert_eq!(
-            self.code,
-            Some(1),
-            "expected failure; stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-
     fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
@@ -202,24 +140,6 @@ impl Run {
                 v["auditID"].as_str().expect("auditID").to_owned()
             })
             .collect()
-    }
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd
-        .env_remove("CUSTOS_STORE")
-        .env_remove("CUSTOS_AUDIT_KEY_FILE")
-        .env("CUSTOS_LOG", "warn")
-        .output()
-        .expect("run custos");
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
 
@@ -333,11 +253,7 @@ fn tail_search_and_key() {
 #[test]
 fn tail_follows_new_records() {
     let f = Fixture::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
-        .args(["audit", "tail", "-n", "1", "--follow"])
-        .env("CUSTOS_DATA_DIR", f.data_dir())
-        .env_remove("CUSTOS_STORE")
-        .env("CUSTOS_LOG", "warn")
+    let mut child = custos(f.data_dir(), &["audit", "tail", "-n", "1", "--follow"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -540,9 +456,6 @@ fn edit_lines(path: &Path, edit: impl FnOnce(&mut Vec<String>)) {
     )
     .expect("write");
 }
-
-const FROM: &str = "2025-06-15T00:00:00Z";
-const TO: &str = "2025-06-15T01:00:00Z";
 
 #[test]
 fn evidence_export_and_verify() {
