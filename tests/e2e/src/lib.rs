@@ -508,9 +508,10 @@ pub fn aws_key(salt: u64) -> String {
     key
 }
 
-/// Every record of a stopped gateway's SQLite log in `data_dir`, after checking the log against its
-/// signing key (every record sequenced, chain and checkpoints intact).
-pub fn log_records(data_dir: &Path) -> Result<Vec<custos_audit::record::Record>> {
+/// Every record of a stopped gateway's SQLite log in `data_dir` (as `Record`s, or as JSON values to
+/// see exactly what was stored), after checking the log against its signing key (every record
+/// sequenced, chain and checkpoints intact).
+pub fn log_records<T: serde::de::DeserializeOwned>(data_dir: &Path) -> Result<Vec<T>> {
     use custos_store::LogStore as _;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

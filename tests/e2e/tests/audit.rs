@@ -12,35 +12,10 @@ use custos_e2e::clients::AuditLog;
 use custos_e2e::raw::{RawClient, RawRequest};
 use custos_e2e::{unique, Custos, Testbed};
 use custos_store::{LogStore, SearchQuery};
-use custos_store_sqlite::SqliteStore;
 
-/// Opens the gateway's SQLite log (after it stopped), verifies it with the gateway's verifier key, and
-/// returns every record's JSON.
+/// Every record's JSON in the stopped gateway's SQLite log, verified with its key.
 fn verified_records(data_dir: &Path) -> Result<Vec<serde_json::Value>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let key = custos_audit::keys::load(&data_dir.join("audit.key"))?;
-        let store = SqliteStore::open_in(data_dir).await?;
-        let report = custos_store::verify_store(&store, &key.verifier()).await?;
-        ensure!(
-            report.queued == 0,
-            "{} records were never sequenced",
-            report.queued
-        );
-        let entries = store
-            .search(&SearchQuery {
-                limit: custos_store::MAX_SEARCH_LIMIT,
-                ..SearchQuery::default()
-            })
-            .await?;
-        store.close().await;
-        entries
-            .iter()
-            .map(|e| Ok(serde_json::from_slice(&e.record)?))
-            .collect::<Result<Vec<_>>>()
-    })
+    custos_e2e::log_records(data_dir)
 }
 
 fn with_audit_id<'a>(records: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {

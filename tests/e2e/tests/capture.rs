@@ -19,6 +19,8 @@ fn audit_verify(data_dir: &Path) -> Result<(bool, String)> {
     let out = Command::new(custos_bin()?)
         .args(["audit", "verify", "--data-dir"])
         .arg(data_dir)
+        .env_remove("CUSTOS_RECORDINGS")
+        .env_remove("CUSTOS_STORE")
         .output()?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -63,7 +65,7 @@ fn captured_port_forward(minor: u32) -> Result<()> {
     );
     gw.stop()?;
 
-    let records = log_records(&gw.data_dir)?;
+    let records: Vec<Record> = log_records(&gw.data_dir)?;
     let closed: Vec<&Record> = records
         .iter()
         .filter(|r| r.custos.record_kind == RecordKind::StreamClosed)

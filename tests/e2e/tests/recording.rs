@@ -15,34 +15,15 @@
 //! recordings directory, then filled) or, where mounting is not allowed, an immutable file
 //! (`chattr +i`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use custos_audit::record::{Record, RecordKind};
-use custos_e2e::{kubectl, kubectl_bin, unique, Custos, Streaming, Testbed, Tty};
+use custos_e2e::{aws_key, kubectl, kubectl_bin, unique, Custos, PortForward, Testbed, Tty};
 use custos_recording::{Code, Recording};
-use custos_store::{LogStore, SearchQuery};
-use custos_store_sqlite::SqliteStore;
-
-/// An AWS access key id, different on every run: `AKIA` and 16 characters of `[A-Z2-7]`.
-fn aws_key(salt: u64) -> String {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut x = u64::from(std::process::id())
-        ^ salt
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7);
-    let mut key = String::from("AKIA");
-    for _ in 0..16 {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        key.push(alphabet[(x >> 59) as usize % 32] as char);
-    }
-    key
-}
 
 /// A gateway on a data dir of our own (so the recordings directory can be prepared first).
 struct Session {
@@ -131,32 +112,8 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Opens the gateway's SQLite log (after it stopped), verifies it, and returns every record.
 fn records(data_dir: &Path) -> Result<Vec<Record>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let key = custos_audit::keys::load(&data_dir.join("audit.key"))?;
-        let store = SqliteStore::open_in(data_dir).await?;
-        let report = custos_store::verify_store(&store, &key.verifier()).await?;
-        ensure!(
-            report.queued == 0,
-            "{} records never sequenced",
-            report.queued
-        );
-        let entries = store
-            .search(&SearchQuery {
-                limit: custos_store::MAX_SEARCH_LIMIT,
-                ..SearchQuery::default()
-            })
-            .await?;
-        store.close().await;
-        entries
-            .iter()
-            .map(|e| Ok(serde_json::from_slice(&e.record)?))
-            .collect::<Result<Vec<Record>>>()
-    })
+    custos_e2e::log_records(data_dir)
 }
 
 /// The records of kind `kind`.
@@ -551,7 +508,7 @@ fn a_failing_command_is_recorded_with_its_stderr_and_exit_code() -> Result<()> {
 fn write_failure(minor: u32) -> Result<()> {
     let mut s = Session::start(Some("256k"))?;
     let bin = kubectl_bin(minor)?.display().to_string();
-    let mark = s.dir.path().join("never");
+    let mark = s.dir.path().join("resize-helper-done");
     let mut tty = Tty::spawn(&tty_command(&bin, &s, &mark))?;
     let result = (|| -> Result<String> {
         let at = tty.wait_for("testbed$ ", 0, Duration::from_secs(30))?;
@@ -624,44 +581,23 @@ fn a_full_disk_closes_a_running_websocket_session_with_the_reason() -> Result<()
 }
 
 fn port_forward(minor: u32) -> Result<()> {
-    use std::net::TcpStream;
     let mut s = Session::start(None)?;
     let bin = kubectl_bin(minor)?;
-    let mut pf = Streaming::spawn({
-        let mut c = Command::new(bin);
-        c.arg("--kubeconfig").arg(&s.kc).args([
-            "port-forward",
-            "-n",
-            &s.ns,
-            "--address",
-            "127.0.0.1",
-            "pod/toolbox",
-            ":8080",
-        ]);
-        c
-    })?;
     let sizes = [5usize, 200_000];
     let result = (|| -> Result<()> {
-        let line = pf.wait_for("Forwarding from 127.0.0.1:", Duration::from_secs(20))?;
-        let port: u16 = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .context("port")?
-            .parse()?;
+        let mut kubectl = Command::new(&bin);
+        kubectl.arg("--kubeconfig").arg(&s.kc);
+        let pf = PortForward::start(kubectl, &s.ns, "toolbox", 8080)?;
         for size in sizes {
             let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            let mut c = TcpStream::connect(("127.0.0.1", port))?;
-            c.set_read_timeout(Some(Duration::from_secs(15)))?;
-            c.write_all(&payload)?;
-            let mut got = vec![0u8; size];
-            c.read_exact(&mut got)?;
-            ensure!(got == payload, "port-forward echo of {size} bytes differs");
+            ensure!(
+                pf.echo(&payload)? == payload,
+                "port-forward echo of {size} bytes differs"
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
         Ok(())
     })();
-    drop(pf);
     result
         .with_context(|| format!("kubectl 1.{minor} port-forward; gateway log:\n{}", s.logs()))?;
     let records = s.stop_and_read()?;
@@ -800,6 +736,67 @@ fn a_configured_recordings_dir_outside_the_data_dir_is_written_and_verified_ther
             && String::from_utf8_lossy(&edited.stderr).contains("does not match"),
         "an edited recording: {}",
         String::from_utf8_lossy(&edited.stderr)
+    );
+    Ok(())
+}
+
+/// The gateway is killed (SIGKILL) while an interactive session runs, right after output it had
+/// written to the recording but not yet sealed (a chunk is sealed when 64 KiB or 2 s old). After a
+/// restart, `custos audit verify` accepts the log: the sealed part of the recording matches its chunk
+/// records, and the unsealed tail is reported as a warning naming the cause — not a tamper alarm.
+#[test]
+fn a_gateway_killed_mid_session_leaves_a_verifiable_recording_with_its_unsealed_tail_reported(
+) -> Result<()> {
+    let mut s = Session::start(None)?;
+    let mark = s.dir.path().join("resize-helper-done");
+    let bin = kubectl_bin(33)?.display().to_string();
+    let mut tty = Tty::spawn(&tty_command(&bin, &s, &mark))?;
+    let typed = (|| -> Result<()> {
+        let at = tty.wait_for("testbed$ ", 0, Duration::from_secs(30))?;
+        tty.type_line("echo before-the-crash-$((20+1))\n")?;
+        tty.wait_for("before-the-crash-21", at, Duration::from_secs(10))?;
+        Ok(())
+    })();
+    s.gw.crash();
+    drop(tty);
+    // Ends the resize helper tty_command starts in the background.
+    std::fs::write(&mark, b"")?;
+    typed.with_context(|| format!("gateway log:\n{}", s.logs()))?;
+    // A restart on the same log sequences what was queued; a clean stop signs the head.
+    let upstream = PathBuf::from(s.tb.var("TESTBED_GATEWAY_KUBECONFIG")?);
+    let mut again = Custos::start_in(&s.tb, &upstream, &s.gw.data_dir, &[])?;
+    again.stop()?;
+    let records = records(&s.gw.data_dir)?;
+    let (_, name) = the_recording(&records)?;
+    ensure!(
+        of_kind(&records, &RecordKind::StreamClosed).is_empty(),
+        "a stream-closed record after a crash?"
+    );
+    let out = Command::new(custos_e2e::custos_bin()?)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&s.gw.data_dir)
+        .env_remove("CUSTOS_RECORDINGS")
+        .env_remove("CUSTOS_STORE")
+        .output()?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    ensure!(
+        out.status.success() && stdout.contains("recordings   1 checked"),
+        "audit verify after a crash:\n{stdout}\n{stderr}"
+    );
+    ensure!(
+        stderr.contains(&name)
+            && stderr.contains("not covered by a chunk record")
+            && stderr.contains("no stream-closed record"),
+        "no warning about the unsealed tail:\n{stderr}"
+    );
+    // The recording still holds what was shown before the crash.
+    let rec = Recording::read(&s.gw.data_dir.join("recordings").join(&name))?;
+    ensure!(
+        rec.output().contains("before-the-crash-21"),
+        "the output before the crash is not in the recording"
     );
     Ok(())
 }
