@@ -4,7 +4,7 @@
 //!
 //! Payload capture, when a deciding permit says `@capture("payload")`: the bytes each way are also
 //! written, per connection and direction through a length-preserving text masker, as `fi` / `fo` events
-//! of a recording (`<dataDir>/recordings/<audit-id>.cast`, see `custos_recording`), bound to the audit
+//! of a recording (`<recordings dir>/<audit-id>.cast`, see `custos_recording`), bound to the audit
 //! log chunk by chunk like an exec recording (`stream-opened`, `stream-chunk`…, `stream-closed`). The
 //! file and its `stream-opened` record are durable before the apiserver is asked (no recording, no
 //! stream: 503); a write failure closes the stream. The recording lags the live bytes by what the

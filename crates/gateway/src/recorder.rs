@@ -36,7 +36,8 @@ pub struct Recorder {
     gateway_id: Arc<str>,
     /// One clone per record still being appended in the background; see [`Recorder::flush`].
     in_flight: Arc<()>,
-    /// Where exec/attach recordings are written; without it those streams are refused (503).
+    /// Where exec/attach (and captured port-forward) recordings are written; without it those streams
+    /// are refused (503).
     recordings: Option<custos_recording::Recordings>,
 }
 
@@ -58,9 +59,9 @@ impl Recorder {
         }
     }
 
-    /// Writes exec/attach recordings to `recordings` (the data dir's `recordings/` by default:
-    /// `Recordings::open_in(data_dir)`). Without one, exec and attach are refused: nothing streams
-    /// unrecorded.
+    /// Writes exec/attach (and captured port-forward) recordings to `recordings` (`recordings.dir`;
+    /// by default the data dir's `recordings/`). Without one, exec and attach are refused: nothing
+    /// streams unrecorded.
     pub fn with_recordings(mut self, recordings: custos_recording::Recordings) -> Self {
         self.recordings = Some(recordings);
         self

@@ -1,6 +1,6 @@
 //! Recording exec and attach: what each direction of the stream carries becomes asciicast events in
-//! `<dataDir>/recordings/<audit-id>.cast` (see `custos_recording`), and the file is bound to the audit
-//! log chunk by chunk.
+//! `<recordings dir>/<audit-id>.cast` (`recordings.dir`, default `<dataDir>/recordings`; see
+//! `custos_recording`), and the file is bound to the audit log chunk by chunk.
 //!
 //! Order, per stream:
 //! 1. [`StreamRecording::open`], before the apiserver is asked for anything: the file is created, its

@@ -1,7 +1,7 @@
 //! Custos recording owns the session recordings of exec and attach, and of port-forward payloads when
 //! policy asks for them: their format (asciicast v2 with Custos's header and extension events, [`cast`]), how a stream's channels become events
 //! ([`Transcriber`]: stdin masked, resize and exit status decoded), the files
-//! (`<dataDir>/recordings/<audit-id>.cast`, directory 0700, files 0600, [`Recordings`], [`Writer`]),
+//! (`<recordings dir>/<audit-id>.cast`, by default under the data dir, directory 0700, files 0600, [`Recordings`], [`Writer`]),
 //! the chunks that bind a file to the audit log ([`Chunk`] → a `StreamRef` in a `stream-chunk`
 //! record), and what an auditor does with a file: [`verify`] it against the log's chunk records and
 //! [`play`] it in a terminal.
