@@ -9,14 +9,12 @@
 //! status without stopping the log.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use custos_https_client::{error_chain, ClientError, ClientOptions};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
 use super::CheckpointSink;
 use crate::{StoreError, StoredCheckpoint};
@@ -166,7 +164,7 @@ impl HttpSink {
         let mut resp = request
             .send()
             .await
-            .map_err(|e| (true, PublishError::Request(chain(&e.without_url()))))?;
+            .map_err(|e| (true, PublishError::Request(error_chain(&e.without_url()))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -281,72 +279,24 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// An error and its causes, `a: b: c` (reqwest's own message alone says little).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-/// A client with ring crypto: the roots in `ca_file` if given (they replace the platform's), else the
-/// platform's verifier; no redirects (a redirect could lead to plain http or to another host);
-/// `timeout` for each request.
+/// A client from custos-https-client (ring crypto, the CA file's roots or the platform's, no
+/// redirects, `timeout` for each attempt), with its errors as [`HttpSinkConfigError`]s.
 fn client(
     ca_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<reqwest::Client, HttpSinkConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HttpSinkConfigError::Client(e.to_string()))?;
-    let tls = match ca_file {
-        Some(path) => builder.with_root_certificates(load_roots(path)?),
-        None => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider)
-                .map_err(|e| HttpSinkConfigError::Client(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-        }
-    }
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("custos-store/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| HttpSinkConfigError::Client(chain(&e)))
-}
-
-fn load_roots(path: &Path) -> Result<rustls::RootCertStore, HttpSinkConfigError> {
-    let bad = |reason: String| HttpSinkConfigError::CaFile {
-        path: path.to_owned(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("invalid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad("no certificate found".into()));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("unusable CA certificate: {e}")))?;
-    }
-    Ok(roots)
+    let user_agent = concat!("custos-store/", env!("CARGO_PKG_VERSION"));
+    custos_https_client::client(ClientOptions {
+        ca_file,
+        ..ClientOptions::new(user_agent, timeout)
+    })
+    .map_err(|e| match e {
+        ClientError::Roots(e) => HttpSinkConfigError::CaFile {
+            path: e.path,
+            reason: e.reason.to_string(),
+        },
+        other => HttpSinkConfigError::Client(error_chain(&other)),
+    })
 }
 
 #[cfg(test)]
