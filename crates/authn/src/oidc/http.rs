@@ -3,9 +3,10 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use custos_https_client::{ClientError, ClientOptions};
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 
@@ -127,31 +128,18 @@ async fn get_bounded(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, Fet
     Ok(body)
 }
 
-/// An https-only client with ring crypto: the roots in `ca_file` if given (they replace the system
-/// roots, like `--oidc-ca-file`), else the platform's; no redirects; bounded time.
+/// An https-only client from custos-https-client: ring crypto, the roots in `ca_file` if given (they
+/// replace the system roots, like `--oidc-ca-file`), else the platform's; no redirects; bounded time.
 pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, ConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-    let tls = match ca_file {
-        Some(path) => builder.with_root_certificates(crate::roots::load_roots(path)?),
-        None => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider)
-                .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-        }
-    }
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .https_only(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .user_agent(concat!("custos-authn/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::HttpClient(e.to_string()))
+    custos_https_client::client(ClientOptions {
+        ca_file,
+        timeout: REQUEST_TIMEOUT,
+        connect_timeout: CONNECT_TIMEOUT,
+        https_only: true,
+        user_agent: concat!("custos-authn/", env!("CARGO_PKG_VERSION")),
+    })
+    .map_err(|e| match e {
+        ClientError::Roots(e) => crate::roots::config_error(e),
+        other => ConfigError::HttpClient(other.to_string()),
+    })
 }
