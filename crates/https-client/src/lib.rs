@@ -1,8 +1,8 @@
-//! Custos https-client owns the one way Custos talks HTTPS to services it does not run: OIDC discovery
-//! and JWKS (custos-authn, and custos-login through it), review webhooks (custos-notify) and checkpoint
-//! copies (custos-store's `HttpSink`). Its main items are [`client`] with [`ClientOptions`], the PEM
-//! CA-bundle loader [`load_roots`] (also the trust anchors of authn's client-certificate verifier), and
-//! [`error_chain`], which says an error with its causes.
+//! Custos https-client owns the one way Custos talks HTTPS to services it does not run: OIDC
+//! discovery and JWKS (custos-authn, and the CLI and custos-login through it), review webhooks
+//! (custos-notify) and checkpoint copies (custos-store's `HttpSink`). Its main items are [`client`]
+//! with [`ClientOptions`], the PEM CA-bundle loader [`load_roots`] (also the trust anchors of authn's
+//! client-certificate verifier), and [`error_chain`], which says an error with its causes.
 //!
 //! The security choices, made once here so no caller can drift from them:
 //!
@@ -10,7 +10,7 @@
 //!   process-wide.
 //! - **A CA file replaces the platform's roots.** When a caller names one, only its certificates are
 //!   trusted (like the apiserver's `--oidc-ca-file`); otherwise the platform verifier
-//!   (rustls-platform-verifier) decides, with the operating system's roots and revocation checks.
+//!   (rustls-platform-verifier) decides, with the operating system's roots and verification.
 //! - **No redirects.** A redirect could lead to plain http or to another host, taking a token, a
 //!   signed body or a JWKS request with it; a 3xx is the caller's answer, not a hop.
 //! - **Bounded time.** Every request has a total timeout and every connection a connect timeout, so a
