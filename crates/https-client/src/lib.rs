@@ -2,7 +2,8 @@
 //! discovery and JWKS (custos-authn, and the CLI and custos-login through it), review webhooks
 //! (custos-notify) and checkpoint copies (custos-store's `HttpSink`). Its main items are [`client`]
 //! with [`ClientOptions`], the PEM CA-bundle loader [`load_roots`] (also the trust anchors of authn's
-//! client-certificate verifier), and [`error_chain`], which says an error with its causes.
+//! client-certificate verifier), [`error_chain`], which says an error with its causes, and
+//! [`is_loopback_host`], the one place plain http is allowed to go.
 //!
 //! The security choices, made once here so no caller can drift from them:
 //!
@@ -22,8 +23,10 @@
 
 mod chain;
 mod client;
+mod destination;
 mod roots;
 
 pub use chain::error_chain;
 pub use client::{client, ClientError, ClientOptions};
+pub use destination::is_loopback_host;
 pub use roots::{load_roots, RootsError, RootsReason};

@@ -276,20 +276,12 @@ pub fn check_url(url: &str) -> Result<Url, ConfigError> {
     let host = parsed.host_str().unwrap_or_default();
     match parsed.scheme() {
         "https" if !host.is_empty() => Ok(parsed),
-        "http" if is_loopback(host) => Ok(parsed),
+        "http" if custos_https_client::is_loopback_host(host) => Ok(parsed),
         "http" => Err(bad(format!(
             "{host:?}: plain http is allowed only for localhost, 127.0.0.1 or ::1; use https"
         ))),
         scheme => Err(bad(format!("scheme {scheme:?} is not allowed; use https"))),
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The trimmed content of `path`, after refusing a file others could read.

@@ -105,7 +105,7 @@ impl HttpSink {
         let host = parsed.host_str().unwrap_or_default();
         match parsed.scheme() {
             "https" if !host.is_empty() => Ok(parsed),
-            "http" if is_loopback(host) => Ok(parsed),
+            "http" if custos_https_client::is_loopback_host(host) => Ok(parsed),
             "http" => Err(format!(
                 "{url:?}: plain http is allowed only for localhost, 127.0.0.1 or ::1; use https"
             )),
@@ -269,14 +269,6 @@ fn bearer(content: &str) -> Result<HeaderValue, String> {
         .map_err(|_| "holds characters not allowed in an HTTP header".to_string())?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A client from custos-https-client (ring crypto, the CA file's roots or the platform's, no
