@@ -21,13 +21,16 @@ pub enum Validator {
     /// Base64 of a JWT: decodes to three dot-separated base64url segments, the first two `eyJ` (or,
     /// cut short, to the first two).
     Base64Jwt,
+    /// Base64 of a PEM private key (a kubeconfig's `client-key-data`, a manifest's `tls.key`): its
+    /// start decodes to a `-----BEGIN … PRIVATE KEY-----` line; certificates and public keys do not.
+    Base64PrivateKey,
     /// Shannon entropy of the bytes, in bits per byte, at least this value.
     EntropyAtLeast(f64),
 }
 
 impl Validator {
     /// Parses a rule's `validator:` value: `luhn`, `iban_mod97`, `ssn_area_group`, `phone`,
-    /// `base64_user_pass`, `base64_jwt`, `entropy>=X`.
+    /// `base64_user_pass`, `base64_jwt`, `base64_private_key`, `entropy>=X`.
     pub fn parse(s: &str) -> Result<Self, RuleError> {
         match s.trim() {
             "luhn" => Ok(Self::Luhn),
@@ -36,6 +39,7 @@ impl Validator {
             "phone" => Ok(Self::Phone),
             "base64_user_pass" => Ok(Self::Base64UserPass),
             "base64_jwt" => Ok(Self::Base64Jwt),
+            "base64_private_key" => Ok(Self::Base64PrivateKey),
             other => other
                 .strip_prefix("entropy>=")
                 .and_then(|x| x.trim().parse::<f64>().ok())
@@ -53,6 +57,7 @@ impl Validator {
             Self::Phone => phone(candidate),
             Self::Base64UserPass => base64_user_pass(candidate),
             Self::Base64Jwt => base64_jwt(candidate),
+            Self::Base64PrivateKey => base64_private_key(candidate),
             Self::EntropyAtLeast(min) => entropy(candidate) >= min,
         }
     }
@@ -179,6 +184,28 @@ fn base64_jwt(s: &[u8]) -> bool {
         && parts.iter().all(|p| b64url(p))
 }
 
+/// Base64 whose first line decodes to a PEM private-key header. Only the start is decoded (a stream
+/// masker may hold a long key cut short).
+fn base64_private_key(s: &[u8]) -> bool {
+    let start = &s[..s.len().min(96) / 4 * 4];
+    let Some(plain) = decode_base64(start) else {
+        return false;
+    };
+    let line = plain.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(label) = line
+        .strip_prefix(b"-----BEGIN ")
+        .and_then(|l| l.strip_suffix(b"-----"))
+    else {
+        return false;
+    };
+    label.len() <= 40
+        && label.ends_with(b"PRIVATE KEY")
+        && label
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' ')
+}
+
 fn base64_user_pass(s: &[u8]) -> bool {
     let Some(plain) = decode_base64(s) else {
         return false;
@@ -255,6 +282,33 @@ mod tests {
         ] {
             assert!(!phone(no), "{}", String::from_utf8_lossy(no));
         }
+    }
+
+    #[test]
+    fn base64_private_keys_but_not_certificates_or_public_keys() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        for label in [
+            "RSA PRIVATE KEY",
+            "PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+        ] {
+            for eol in ["\n", "\r\n"] {
+                let pem = format!("-----BEGIN {label}-----{eol}MIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn{eol}-----END {label}-----{eol}");
+                assert!(base64_private_key(b64(&pem).as_bytes()), "{label}");
+            }
+        }
+        for pem in [
+            "-----BEGIN CERTIFICATE-----\nMIIC/jCCAeagAwIBAgIBADANBgkqhkiG9w0BAQsFADAVMRMw\n",
+            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU\n",
+            "-----BEGIN RSA PRIV",
+            "-----BEGIN <script>PRIVATE KEY-----\n",
+        ] {
+            assert!(!base64_private_key(b64(pem).as_bytes()), "{pem}");
+        }
+        assert!(!base64_private_key(b"LS0tLS1CRUdJTi@@@"));
     }
 
     #[test]

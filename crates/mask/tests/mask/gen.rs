@@ -203,6 +203,17 @@ pub fn secret(rule: &str, r: &mut Rng) -> (String, String) {
             .as_bytes(),
         ),
         "phone-number" => phone(r),
+        "private-key-pem-base64" => {
+            let label = ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY"][r.below(3) as usize];
+            let lines: Vec<String> = (0..1 + r.below(25)).map(|_| r.pick(B64, 64)).collect();
+            base64(
+                format!(
+                    "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                    lines.join("\n")
+                )
+                .as_bytes(),
+            )
+        }
         other => panic!("no generator for {other}"),
     };
     let line = match rule {
@@ -229,6 +240,7 @@ pub fn secret(rule: &str, r: &mut Rng) -> (String, String) {
             format!("{{{q}auths{q}:{{{q}registry-{}.example.com{q}:{{{q}auth{q}: {q}{s}{q}}}}}}}", r.below(100))
         }
         "phone-number" => format!("customer phone {s}, callback requested"),
+        "private-key-pem-base64" => format!("    client-key-data: {s}"),
         _ => format!("value {s} seen"),
     };
     (
@@ -245,7 +257,7 @@ pub fn lookalike(r: &mut Rng) -> String {
         "hello world, this is a perfectly harmless sentence",
         "{\"replicas\": 3, \"strategy\": \"RollingUpdate\"}",
     ];
-    let body = match r.below(29) {
+    let body = match r.below(30) {
         0 => format!(
             "uid: {}-{}-{}-{}-{}",
             r.pick(HEX, 8),
@@ -353,6 +365,17 @@ pub fn lookalike(r: &mut Rng) -> String {
         27 => "{\"auth\": \"<redacted>\", \"identitytoken\": \"\"}".to_owned(),
         // A base64 JWT header alone, and base64 of an empty Docker config.
         28 => "data: ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklqRWlmUQ== eyJhdXRocyI6e319".to_owned(),
+        // A kubeconfig's certificates and a public key in base64: public, unlike client-key-data.
+        29 => {
+            let label = ["CERTIFICATE", "PUBLIC KEY", "RSA PUBLIC KEY"][r.below(3) as usize];
+            let field = ["certificate-authority-data", "client-certificate-data", "ca.crt"]
+                [r.below(3) as usize];
+            let pem = format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                r.pick(B64, 64)
+            );
+            format!("    {field}: {}", base64(pem.as_bytes()))
+        }
         _ => format!("user@localhost and @{} mention", r.pick(b"abcdef", 6)),
     };
     format!("2026-11-27T09:59:20.123Z INFO {body}")
