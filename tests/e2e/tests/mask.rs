@@ -67,6 +67,8 @@ struct Planted {
     aws_key: String,
     card: String,
     written_password: String,
+    /// A kubeconfig's `client-key-data`: a PEM private key in base64.
+    client_key_data: String,
 }
 
 impl Planted {
@@ -78,6 +80,11 @@ impl Planted {
             aws_key: format!("AKIA{}", random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
             card: card_number(),
             written_password: format!("wp-{}", random(alnum, 24)),
+            client_key_data: b64(&format!(
+                "-----BEGIN RSA PRIVATE KEY-----\n{}\n{}\n-----END RSA PRIVATE KEY-----\n",
+                random(alnum, 64),
+                random(alnum, 64)
+            )),
         }
     }
 
@@ -92,6 +99,8 @@ impl Planted {
         ];
         let mut all: Vec<String> = plain.iter().map(|s| (*s).clone()).collect();
         all.extend(plain.iter().map(|s| b64(s)));
+        // The key's base64 past its well-known header, so a partly masked key is caught too.
+        all.push(self.client_key_data[40..].to_owned());
         // The card as the log line spells it, in groups of four.
         let c = &self.card;
         all.push(format!(
@@ -183,6 +192,10 @@ fn plant(tb: &Testbed, ns: &str, p: &Planted) -> Result<(String, String, String)
                 p.aws_key
             ),
             "--from-literal=greeting=hello",
+            &format!(
+                "--from-literal=kubeconfig=apiVersion: v1\nkind: Config\nusers:\n- name: agent\n  user:\n    client-key-data: {}\n",
+                p.client_key_data
+            ),
         ],
     )?;
     direct(
