@@ -417,13 +417,14 @@ fn detail_lines(e: &Event) -> Vec<String> {
         let exit = r
             .exit_code
             .map_or(String::new(), |c| format!(", exit code {c}"));
-        out.push(format!(
-            "recording {} ({}; {} chunks, {} bytes{exit})",
-            column(&r.recording),
-            clean(&r.channels.join(", "), 100),
-            r.chunks,
-            r.bytes
-        ));
+        let mut facts = format!("{} chunks, {} bytes{exit}", r.chunks, r.bytes);
+        if !r.channels.is_empty() {
+            facts = format!("{}; {facts}", clean(&r.channels.join(", "), 100));
+        }
+        if !r.closed {
+            facts.push_str("; not closed: still running, or its gateway stopped");
+        }
+        out.push(format!("recording {} ({facts})", column(&r.recording)));
     }
     if let Some(s) = &e.status {
         if let Some(m) = &s.message {

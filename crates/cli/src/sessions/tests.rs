@@ -285,6 +285,7 @@ fn the_timeline_groups_each_request_with_its_decision_approval_status_and_record
     assert_eq!(exec.recordings[0].chunks, 2);
     assert_eq!(exec.recordings[0].bytes, 20);
     assert_eq!(exec.recordings[0].channels, vec!["stdout"]);
+    assert!(exec.recordings[0].closed);
     assert_eq!(session_recordings(&steps), vec!["a4.cast"]);
     let json = serde_json::to_value(&events).expect("json");
     assert_eq!(json[2]["approval"]["id"], "rv-1");
@@ -380,4 +381,25 @@ async fn a_session_is_read_whole_from_the_store_also_records_without_its_id() {
     let added = streams.missing_records(&store).await.expect("missing");
     assert_eq!(added.len(), 2, "the two chunk records");
     store.close().await;
+}
+
+#[test]
+fn a_recording_without_its_stream_closed_record_is_shown_as_not_closed() {
+    let mut records = session_records();
+    records.retain(|r| r.custos.record_kind != RecordKind::StreamClosed);
+    let steps = steps(logged(records));
+    let mut agg = Aggregator::default();
+    for l in steps.iter().flat_map(|s| &s.records) {
+        agg.add(&l.record);
+    }
+    let summary = agg.finish().remove(0);
+    let events = events(&steps);
+    assert!(!events[4].recordings[0].closed);
+    let text = show_text(&summary, &events);
+    assert!(
+        text.contains(
+            "recording a4.cast (2 chunks, 20 bytes; not closed: still running, or its gateway stopped)"
+        ),
+        "{text}"
+    );
 }

@@ -132,7 +132,7 @@ impl MaskedView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingView {
-    /// Its file name under `<data dir>/recordings/`.
+    /// Its file name in the recordings directory.
     pub recording: String,
     /// Channels seen.
     pub channels: Vec<String>,
@@ -143,6 +143,9 @@ pub struct RecordingView {
     /// The command's exit code, when the stream recorded one (`custos.dev/exit-code`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
+    /// Whether the log has its `stream-closed` record (else the stream is still running, or its
+    /// gateway stopped before closing it).
+    pub closed: bool,
 }
 
 /// The timeline of a session's steps.
@@ -270,6 +273,7 @@ fn recordings(step: &Step) -> Vec<RecordingView> {
                         chunks: 0,
                         bytes: 0,
                         exit_code: None,
+                        closed: false,
                     });
                     out.len() - 1
                 }
@@ -285,6 +289,7 @@ fn recordings(step: &Step) -> Vec<RecordingView> {
                 view.bytes += s.bytes;
             }
             if l.record.custos.record_kind == RecordKind::StreamClosed {
+                view.closed = true;
                 if let Some(code) = l.record.annotations.get("custos.dev/exit-code") {
                     view.exit_code = code.parse().ok();
                 }
