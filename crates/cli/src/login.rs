@@ -350,6 +350,7 @@ async fn fresh_tokens(args: &OidcArgs) -> Result<TokenSet> {
         }
     }
     let provider = args.provider().await?;
+    let mut why = "there is no cached login".to_owned();
     if let Some(refresh) = cached.as_ref().and_then(|t| t.refresh_token.clone()) {
         match provider.refresh(&refresh).await {
             Ok(mut t) => {
@@ -359,9 +360,24 @@ async fn fresh_tokens(args: &OidcArgs) -> Result<TokenSet> {
                 cache.store(&t)?;
                 return Ok(t);
             }
-            Err(e) => eprintln!("custos: refresh failed ({e}); logging in again"),
+            Err(e) => why = format!("the cached login could not be refreshed ({e})"),
         }
+    } else if cached.is_some() {
+        why = "the cached login has expired and holds no refresh token".to_owned();
     }
+    // A person's login needs a person. When kubectl runs this plugin without a terminal (an agent, a
+    // pipeline) nobody will open the browser or type the device code: say so now instead of waiting
+    // minutes for a login that cannot come.
+    let exec_info = std::env::var(custos_login::exec_credential::EXEC_INFO_ENV).ok();
+    if args.grant() != Grant::ClientCredentials
+        && custos_login::exec_credential::kubectl_interactive(exec_info.as_deref()) == Some(false)
+    {
+        bail!(
+            "{why}, and kubectl runs this plugin without a terminal, so no new login can be asked \
+             for here: run `custos login` again (with the same arguments) in a terminal"
+        );
+    }
+    eprintln!("custos: {why}; logging in again");
     let mut show = |s: &str| eprintln!("{s}");
     let tokens = provider.login(args.grant(), &mut show).await?;
     cache.store(&tokens)?;

@@ -16,6 +16,18 @@ pub fn exec_credential(token: &str, expires_at_unix: Option<u64>) -> String {
     .to_string()
 }
 
+/// The environment variable kubectl passes an exec plugin its request in.
+pub const EXEC_INFO_ENV: &str = "KUBERNETES_EXEC_INFO";
+
+/// Whether kubectl says a person can be asked (its `KUBERNETES_EXEC_INFO` request's
+/// `spec.interactive`): `Some(false)` when kubectl runs the plugin without a terminal (an agent, a
+/// pipeline, `interactiveMode: Never`), `None` when run by hand or the request is unreadable.
+pub fn kubectl_interactive(exec_info: Option<&str>) -> Option<bool> {
+    let info: serde_json::Value = serde_json::from_str(exec_info?).ok()?;
+    info.get("kind").and_then(|k| k.as_str()).filter(|k| *k == "ExecCredential")?;
+    info.get("spec")?.get("interactive")?.as_bool()
+}
+
 /// Formats seconds since the epoch as RFC 3339 UTC (`2026-11-27T08:00:00Z`).
 fn rfc3339(secs: u64) -> Option<String> {
     let days = secs / 86_400;
@@ -46,6 +58,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubectl_says_whether_a_person_can_be_asked() {
+        let info = |interactive: &str| {
+            format!(
+                r#"{{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{{"interactive":{interactive}}}}}"#
+            )
+        };
+        assert_eq!(kubectl_interactive(Some(&info("false"))), Some(false));
+        assert_eq!(kubectl_interactive(Some(&info("true"))), Some(true));
+        assert_eq!(kubectl_interactive(None), None, "run by hand");
+        for odd in [
+            "",
+            "not json",
+            r#"{"kind":"ExecCredential","spec":{}}"#,
+            r#"{"kind":"Other","spec":{"interactive":false}}"#,
+            r#"{"kind":"ExecCredential","spec":{"interactive":"no"}}"#,
+        ] {
+            assert_eq!(kubectl_interactive(Some(odd)), None, "{odd}");
+        }
+    }
 
     #[test]
     fn exec_credential_has_token_and_rfc3339_expiry() {
