@@ -103,12 +103,15 @@ pub fn parse_block(mut b: &[u8]) -> Result<Vec<Header>, StreamError> {
     Ok(headers)
 }
 
-/// The value of header `name` (compared ignoring ASCII case).
+/// The value of header `name` (compared ignoring ASCII case), as the Go side reads it: SPDY packs
+/// several values of one name into one, separated by NUL, and Go's `Header.Get` (which the kubelet
+/// and the apiserver use) returns the first — so `streamtype: "data\0x"` is a `data` stream there,
+/// and must be one here too.
 pub fn get<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|(_, v)| v.as_slice())
+        .map(|(_, v)| v.split(|&b| b == 0).next().unwrap_or_default())
 }
 
 fn take_u32(b: &mut &[u8]) -> Result<u32, StreamError> {

@@ -250,3 +250,18 @@ fn port_forward_streams_carry_their_port() {
     );
     assert_eq!(Channel::from_stream_type(None, None), Channel::Unknown);
 }
+
+#[test]
+fn a_header_value_is_read_up_to_its_first_nul_as_go_reads_it() {
+    let headers = vec![
+        (b"streamtype".to_vec(), b"data\0stdout".to_vec()),
+        (b"port".to_vec(), b"8080\0".to_vec()),
+    ];
+    let get = |name| super::headers::get(&headers, name);
+    assert_eq!(get("streamType"), Some(&b"data"[..]));
+    assert_eq!(
+        Channel::from_stream_type(get("streamtype"), get("port")),
+        Channel::PortData(8080),
+        "the kubelet sees a data stream on port 8080; so must Custos"
+    );
+}
