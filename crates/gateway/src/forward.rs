@@ -181,6 +181,19 @@ pub async fn upgrade(
         },
         None if stream_kind == "portforward" => {
             let wire = PortForwardWire::of(upgrade, subprotocol, &query);
+            let opaque = matches!(wire, PortForwardWire::Opaque(_));
+            if let Some(c) = capture.take_if(|_| opaque) {
+                // Bytes Custos cannot take out of their framing (base64 channels, an unknown
+                // subprotocol) cannot be masked for the recording policy asks for: refused, as an
+                // exec Custos cannot mask is.
+                let why = format!(
+                    "port-forward payloads are recorded here, and the stream protocol the API server \
+                     chose ({}) cannot be read for that",
+                    subprotocol.or(upgrade).unwrap_or("none")
+                );
+                c.abandon(&gw.recorder, request, &why).await;
+                return Err(GatewayError::Unmaskable(why));
+            }
             let (pf, up, down) = PortForwards::start(&gw.recorder, request, &wire, capture.take());
             port_forwards = Some(pf);
             (Box::new(up), Box::new(down))

@@ -107,6 +107,8 @@ pub struct Capture {
     maskers: HashMap<(u32, bool), Masked>,
     to_pod: u64,
     from_pod: u64,
+    /// The file or its chunk records could not be written: nothing more is written or sealed.
+    broken: bool,
 }
 
 struct Masked {
@@ -139,6 +141,7 @@ impl Capture {
             maskers: HashMap::new(),
             to_pod: 0,
             from_pod: 0,
+            broken: false,
         })
     }
 
@@ -175,6 +178,15 @@ impl Capture {
         m.masker.push(bytes, &mut out);
         m.held += bytes.len() as u64;
         self.write(conn, to_pod, &out)
+    }
+
+    /// Masks and writes bytes that came for connection `conn` after it closed (a peer may go on
+    /// sending after the other reset the stream): masked on their own, nothing held for later.
+    fn take_late(&mut self, conn: u32, to_pod: bool, bytes: &[u8]) -> Result<(), String> {
+        self.take(conn, to_pod, bytes)?;
+        let done = self.let_out(Some(conn), Some(to_pod), true);
+        self.maskers.remove(&(conn, to_pod));
+        done
     }
 
     /// Lets out what the maskers of one direction (or both, `None`) hold: `end` for connections that
@@ -229,9 +241,10 @@ impl Capture {
             self.from_pod += out.len() as u64;
         }
         let event = CastEvent::forwarded(self.started.elapsed(), to_pod, conn, out);
-        self.writer
-            .event(&event)
-            .map_err(|e| format!("the port-forward payload recording could not be written: {e}"))
+        self.writer.event(&event).map_err(|e| {
+            self.broken = true;
+            format!("the port-forward payload recording could not be written: {e}")
+        })
     }
 }
 
@@ -287,6 +300,11 @@ struct State {
     failure: Option<String>,
     /// The payload recording, when policy asks for one.
     capture: Option<Capture>,
+    /// Connections already closed (their records written): bytes still arriving for them are
+    /// captured, not ignored.
+    ended: std::collections::HashSet<u32>,
+    /// Error streams (the kubelet's messages about a connection, not its payload).
+    side: std::collections::HashSet<u32>,
 }
 
 struct Conn {
@@ -388,7 +406,10 @@ impl PortForwards {
         let Some(c) = st.conns.remove(&key) else {
             return;
         };
-        if let Some(cap) = st.capture.as_mut() {
+        if st.capture.is_some() {
+            st.ended.insert(key);
+        }
+        if let Some(cap) = st.capture.as_mut().filter(|c| !c.broken) {
             let done = cap.let_out(Some(key), None, true);
             cap.maskers.retain(|&(conn, _), _| conn != key);
             if let Err(e) = done {
@@ -433,6 +454,22 @@ impl PortForwards {
                 }
             }
             Event::Reset { stream, .. } => self.close(st, stream, None),
+            Event::Open {
+                stream,
+                channel: Channel::PortError(_) | Channel::Error,
+                ..
+            } => {
+                st.side.insert(stream);
+            }
+            Event::Open {
+                stream, channel, ..
+            } if st.capture.is_some() => {
+                // The kubelet refuses such a stream, but its bytes would pass Custos unrecorded.
+                st.failure.get_or_insert(format!(
+                    "stream {stream} of a port-forward is neither data nor error ({channel:?}): \
+                     its bytes could not be recorded"
+                ));
+            }
             _ => {}
         }
     }
@@ -472,21 +509,40 @@ impl PortForwards {
 
     /// Payload bytes of connection `key` in one direction: counted, and captured if asked.
     fn count(&self, st: &mut State, key: u32, upstream: bool, bytes: &[u8]) {
-        let Some(c) = st.conns.get_mut(&key) else {
+        let late = match st.conns.get_mut(&key) {
+            Some(c) => {
+                if upstream {
+                    c.bytes_in += bytes.len() as u64;
+                } else {
+                    c.bytes_out += bytes.len() as u64;
+                }
+                false
+            }
+            None if st.ended.contains(&key) => true,
+            None if st.side.contains(&key) || st.capture.is_none() => return,
+            None => {
+                if !bytes.is_empty() {
+                    st.failure.get_or_insert(format!(
+                        "bytes on stream {key}, which no port-forward connection opened: they could \
+                         not be recorded"
+                    ));
+                }
+                return;
+            }
+        };
+        if bytes.is_empty() {
+            return;
+        }
+        let Some(cap) = st.capture.as_mut().filter(|c| !c.broken) else {
             return;
         };
-        if upstream {
-            c.bytes_in += bytes.len() as u64;
+        let taken = if late {
+            cap.take_late(key, upstream, bytes)
         } else {
-            c.bytes_out += bytes.len() as u64;
-        }
-        if st.failure.is_some() || bytes.is_empty() {
-            return;
-        }
-        if let Some(cap) = st.capture.as_mut() {
-            if let Err(e) = cap.take(key, upstream, bytes) {
-                st.failure.get_or_insert(e);
-            }
+            cap.take(key, upstream, bytes)
+        };
+        if let Err(e) = taken {
+            st.failure.get_or_insert(e);
         }
     }
 
@@ -541,18 +597,20 @@ impl PortForwards {
     /// chunk that will be due by time.
     fn holds(&self, upstream: bool) -> bool {
         let st = self.lock();
-        st.failure.is_none() && st.capture.as_ref().is_some_and(|c| c.holds(upstream))
+        st.failure.is_none()
+            && st
+                .capture
+                .as_ref()
+                .is_some_and(|c| !c.broken && c.holds(upstream))
     }
 
     /// A direction went quiet: what its maskers hold is recorded (partial candidates masked).
     fn idle(&self, upstream: bool) -> Result<(), TapError> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.failure.is_none() {
-            if let Some(cap) = st.capture.as_mut() {
-                if let Err(e) = cap.let_out(None, Some(upstream), false) {
-                    st.failure.get_or_insert(e);
-                }
+        if let Some(cap) = st.capture.as_mut().filter(|c| !c.broken) {
+            if let Err(e) = cap.let_out(None, Some(upstream), false) {
+                st.failure.get_or_insert(e);
             }
         }
         self.failed(st)
@@ -562,24 +620,28 @@ impl PortForwards {
     /// unsealed bytes, `force`).
     async fn seal(&self, force: bool) -> Result<(), TapError> {
         let _order = self.order.lock().await;
+        // A stream refused for another reason (a frame Custos cannot parse) still gets what was
+        // recorded sealed: only a broken recording stops sealing.
         let chunk = {
             let mut st = self.lock();
-            self.failed(&st)?;
-            let Some(cap) = st.capture.as_mut() else {
-                return Ok(());
-            };
-            if !force && !cap.writer.due(cap.started.elapsed()) {
-                return Ok(());
+            match st.capture.as_mut() {
+                Some(cap) if !cap.broken && (force || cap.writer.due(cap.started.elapsed())) => {
+                    cap.writer.cut()
+                }
+                _ => None,
             }
-            cap.writer.cut()
         };
-        let Some(chunk) = chunk else { return Ok(()) };
-        if let Err((_, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
-            let mut st = self.lock();
-            st.failure.get_or_insert(detail);
-            return self.failed(&st);
+        if let Some(chunk) = chunk {
+            if let Err((_, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
+                let mut st = self.lock();
+                if let Some(cap) = st.capture.as_mut() {
+                    cap.broken = true;
+                }
+                st.failure.get_or_insert(detail);
+            }
         }
-        Ok(())
+        let st = self.lock();
+        self.failed(&st)
     }
 
     /// Appends the opened records of new connections, durably, before their bytes go on.
@@ -610,11 +672,9 @@ impl PortForwards {
             for key in keys {
                 self.close(&mut st, key, error.as_deref());
             }
-            if st.failure.is_none() {
-                if let Some(cap) = st.capture.as_mut() {
-                    if let Err(e) = cap.let_out(None, None, true) {
-                        st.failure.get_or_insert(e);
-                    }
+            if let Some(cap) = st.capture.as_mut().filter(|c| !c.broken) {
+                if let Err(e) = cap.let_out(None, None, true) {
+                    st.failure.get_or_insert(e);
                 }
             }
         }

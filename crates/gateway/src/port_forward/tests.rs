@@ -246,6 +246,11 @@ async fn captured(audit_id: &str) -> Captured {
 
 /// Opens connection 3 (port 8080) from the client, the server replying.
 async fn open_connection(c: &mut Captured) -> (HeaderDeflater, HeaderDeflater) {
+    open_typed(c, "data").await
+}
+
+/// Like [`open_connection`], with stream 3's `streamtype` header given.
+async fn open_typed(c: &mut Captured, stream_type: &str) -> (HeaderDeflater, HeaderDeflater) {
     let (mut cz, mut sz) = (
         HeaderDeflater::new().expect("z"),
         HeaderDeflater::new().expect("z"),
@@ -262,7 +267,11 @@ async fn open_connection(c: &mut Captured) -> (HeaderDeflater, HeaderDeflater) {
     sent.extend(syn_stream(
         &mut cz,
         3,
-        &[("streamtype", "data"), ("port", "8080"), ("requestid", "0")],
+        &[
+            ("streamtype", stream_type),
+            ("port", "8080"),
+            ("requestid", "0"),
+        ],
     ));
     c.client.write_all(&sent).await.expect("client");
     let mut replies = syn_reply(&mut sz, 1);
@@ -415,4 +424,156 @@ async fn a_capture_that_cannot_be_recorded_closes_the_port_forward() {
     );
     c.pf.finish(&Err(err)).await;
     drop(c.tmp);
+}
+
+/// Lets the relay run a moment, ends it, finishes the port-forward: every record, and the recording's
+/// bytes each way (decoded `fi` / `fo` events).
+async fn end(c: Captured) -> (Vec<Record>, std::io::Result<RelayTotals>, Vec<u8>, Vec<u8>) {
+    let Captured {
+        tmp,
+        recorder,
+        store,
+        pf,
+        mut client,
+        server,
+        task,
+    } = c;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(300), client.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+    }
+    drop((client, server));
+    let (outcome, up, down) = task.await.expect("join");
+    pf.finish(&outcome).await;
+    drop((pf, up, down));
+    assert!(
+        recorder.flush(Duration::from_secs(5)).await,
+        "records written"
+    );
+    let records = records(&store).await;
+    let closed = records
+        .iter()
+        .find(|r| r.custos.record_kind == RecordKind::StreamClosed)
+        .expect("stream-closed record");
+    let name = closed.custos.streams[0].recording.clone();
+    let path = tmp.path().join("recordings").join(&name);
+    custos_recording::verify(&path, &custos_recording::chunks_of(&records, &name))
+        .expect("every recorded byte is sealed and verifies");
+    let rec = custos_recording::Recording::read(&path).expect("reads");
+    let (mut to_pod, mut from_pod) = (Vec::new(), Vec::new());
+    for e in &rec.events {
+        let (_, bytes) = e.forwarded_bytes().expect("a port-forward event");
+        if e.code == custos_recording::Code::ToPod {
+            to_pod.extend(bytes);
+        } else {
+            from_pod.extend(bytes);
+        }
+    }
+    (records, outcome, to_pod, from_pod)
+}
+
+#[tokio::test]
+async fn a_stream_type_with_a_nul_is_followed_as_the_kubelet_reads_it() {
+    let mut c = captured("pf-nul").await;
+    open_typed(&mut c, "data\0stdout").await;
+    c.client
+        .write_all(&data(3, true, b"TO-POD"))
+        .await
+        .expect("client");
+    c.server
+        .write_all(&data(3, true, b"FROM-POD"))
+        .await
+        .expect("server");
+    let (records, _, to_pod, from_pod) = end(c).await;
+    assert_eq!(
+        (to_pod.as_slice(), from_pod.as_slice()),
+        (&b"TO-POD"[..], &b"FROM-POD"[..])
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.custos.record_kind == RecordKind::PortForwardOpened)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bytes_the_pod_sends_after_the_client_reset_the_stream_are_captured() {
+    let mut c = captured("pf-rst").await;
+    open_connection(&mut c).await;
+    c.client
+        .write_all(&data(3, false, b"GET /dump"))
+        .await
+        .expect("client");
+    let mut rst = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
+    rst.extend_from_slice(&3u32.to_be_bytes());
+    rst.extend_from_slice(&5u32.to_be_bytes());
+    c.client.write_all(&rst).await.expect("reset");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.server
+        .write_all(&data(
+            3,
+            false,
+            b"LATE-FROM-POD aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
+        ))
+        .await
+        .expect("server");
+    let (_, _, to_pod, from_pod) = end(c).await;
+    assert_eq!(to_pod, b"GET /dump");
+    let text = String::from_utf8_lossy(&from_pod);
+    assert!(text.starts_with("LATE-FROM-POD"), "{text}");
+    assert!(
+        !text.contains("AKIAIOSFODNN7EXAMPLE"),
+        "late bytes are masked too: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_neither_data_nor_error_closes_a_captured_port_forward() {
+    let mut c = captured("pf-odd").await;
+    open_typed(&mut c, "stdout").await;
+    c.client
+        .write_all(&data(3, false, b"UNRECORDABLE"))
+        .await
+        .expect("client");
+    let (records, outcome, to_pod, _) = end(c).await;
+    assert!(outcome.is_err(), "the stream was closed");
+    assert!(to_pod.is_empty());
+    let closed = records
+        .iter()
+        .find(|r| r.custos.record_kind == RecordKind::StreamClosed)
+        .expect("closed");
+    assert!(
+        closed
+            .custos
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("neither data nor error")),
+        "{:?}",
+        closed.custos.error
+    );
+}
+
+#[tokio::test]
+async fn a_frame_custos_cannot_parse_closes_the_stream_and_what_was_recorded_is_sealed() {
+    let mut c = captured("pf-bad").await;
+    open_connection(&mut c).await;
+    c.client
+        .write_all(&data(3, false, b"forwarded before the bad frame"))
+        .await
+        .expect("client");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A RST_STREAM four bytes long: malformed.
+    let mut bad = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 4).to_vec();
+    bad.extend_from_slice(&3u32.to_be_bytes());
+    c.client.write_all(&bad).await.expect("bad frame");
+    // `end` verifies the recording strictly: nothing recorded is left unsealed.
+    let (_, outcome, to_pod, _) = end(c).await;
+    assert!(outcome.is_err(), "the stream was closed");
+    assert_eq!(to_pod, b"forwarded before the bad frame");
 }
