@@ -73,6 +73,10 @@ struct State {
     error_replied: bool,
     /// Why the recording failed (for the log and the record); nothing is relayed from then on.
     failure: Option<String>,
+    /// The file or its chunk records could not be written: nothing more is written or sealed. (A
+    /// stream closed for another reason, a frame that cannot be parsed, still has what was recorded
+    /// sealed.)
+    broken: bool,
     /// What the client is told about it (no server paths).
     told: Option<String>,
 }
@@ -104,6 +108,7 @@ impl StreamRecording {
                 error_stream: None,
                 error_replied: false,
                 failure: None,
+                broken: false,
                 told: None,
             }),
             order: tokio::sync::Mutex::new(()),
@@ -189,6 +194,7 @@ impl StreamRecording {
         for (code, data) in std::mem::take(&mut st.pieces) {
             if let Err(e) = st.writer.event(&Event::new(at, code, data)) {
                 let (told, detail) = unwritable(&e);
+                st.broken = true;
                 return Err(self.fail(st, told, detail));
             }
         }
@@ -268,20 +274,24 @@ impl StreamRecording {
     async fn seal(&self, force: bool) -> Result<(), TapError> {
         let chunk = {
             let mut st = self.lock();
-            if st.failure.is_some() {
-                return Err(self.farewell(&st));
+            if st.broken || (!force && !st.writer.due(self.elapsed())) {
+                None
+            } else {
+                st.writer.cut()
             }
-            if !force && !st.writer.due(self.elapsed()) {
-                return Ok(());
-            }
-            st.writer.cut()
         };
-        let Some(chunk) = chunk else { return Ok(()) };
-        if let Err((told, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
-            let mut st = self.lock();
-            return Err(self.fail(&mut st, told, detail));
+        if let Some(chunk) = chunk {
+            if let Err((told, detail)) = seal_chunk(&self.recorder, &self.request, chunk).await {
+                let mut st = self.lock();
+                st.broken = true;
+                return Err(self.fail(&mut st, told, detail));
+            }
         }
-        Ok(())
+        let st = self.lock();
+        match st.failure {
+            Some(_) => Err(self.farewell(&st)),
+            None => Ok(()),
+        }
     }
 
     /// Seals the current chunk if it is due, before the bytes recorded in it are forwarded.
@@ -326,7 +336,7 @@ impl StreamRecording {
         {
             let mut guard = self.lock();
             let st = &mut *guard;
-            if st.failure.is_none() {
+            if !st.broken {
                 let State {
                     transcript, pieces, ..
                 } = st;

@@ -250,6 +250,48 @@ async fn a_websocket_exec_is_recorded_masked_and_verifies_against_its_chunk_reco
 }
 
 #[tokio::test]
+async fn a_client_frame_that_cannot_be_parsed_closes_the_stream_and_the_recording_is_still_sealed()
+{
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (recorder, store) = recorder(tmp.path()).await;
+    let req = request("ws-bad", "exec");
+    let rec = StreamRecording::open(&recorder, detector(), &parts("websocket"), &req, "exec")
+        .await
+        .expect("opened");
+    let (mut client, mut server, task) = run(&rec, true);
+    client
+        .write_all(&client_frame(BINARY, b"\x00echo forwarded\n"))
+        .await
+        .expect("stdin");
+    let typed = drain(&mut server, Duration::from_millis(200)).await;
+    assert!(!typed.is_empty(), "stdin reached the apiserver");
+    // Opcode 3 is reserved: the recording's reader cannot parse the stream any further.
+    client
+        .write_all(&client_frame(3, b"\x00never forwarded\n"))
+        .await
+        .expect("bad frame");
+    let _ = drain(&mut server, Duration::from_millis(200)).await;
+    drop((client, server));
+    let outcome = task.await.expect("join");
+    assert!(outcome.is_err(), "the stream was closed");
+    rec.finish(&outcome, Some("v5.channel.k8s.io")).await;
+    let records = records(&store).await;
+    let name = "ws-bad.cast";
+    let path = tmp.path().join("recordings").join(name);
+    // Every recorded byte is sealed: the strict check passes, no unsealed tail to excuse.
+    custos_recording::verify(&path, &custos_recording::chunks_of(&records, name))
+        .expect("the recording is sealed to its end");
+    let r = Recording::read(&path).expect("recording");
+    assert_eq!(r.data_of(&Code::Input).concat(), "echo forwarded\n");
+    let closed = records.last().expect("closed");
+    assert!(closed
+        .custos
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("cannot be parsed")));
+}
+
+#[tokio::test]
 async fn exec_is_refused_when_the_recording_cannot_be_created() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (recorder, _store) = recorder(tmp.path()).await;
