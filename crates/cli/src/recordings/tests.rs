@@ -177,7 +177,10 @@ fn an_uncovered_tail_is_a_warning_only_for_a_failed_or_unclosed_recording() {
     // Bytes the gateway wrote but never covered by a chunk record.
     fs::write(&copy, [CONTENT, b"[0.9,\"o\",\"par"].concat()).expect("write");
     let referenced = |closed: Option<Option<&str>>| {
-        let mut referenced = super::Referenced::default();
+        let mut referenced = super::Referenced {
+            excuse_unclosed: true,
+            ..super::Referenced::default()
+        };
         for line in fs::read_to_string(bundle_dir.join(bundle::RECORDS))
             .expect("read")
             .lines()
@@ -227,7 +230,8 @@ fn an_uncovered_tail_is_a_warning_only_for_a_failed_or_unclosed_recording() {
         checked.warnings
     );
 
-    // Never closed (the gateway stopped mid-stream): the same, saying so.
+    // Never closed (the gateway stopped mid-stream): the same, saying so — in the live log; in a
+    // bundle (no excuse: its export copies only the sealed part) it fails.
     let checked = referenced(None).verify_in(&dir).expect("verifies");
     assert!(
         checked.warnings[0].contains("last 13 bytes are not covered")
@@ -235,6 +239,11 @@ fn an_uncovered_tail_is_a_warning_only_for_a_failed_or_unclosed_recording() {
         "{:?}",
         checked.warnings
     );
+    let in_bundle = super::Referenced {
+        excuse_unclosed: false,
+        ..referenced(None)
+    };
+    assert!(in_bundle.verify_in(&dir).is_err());
 
     // An edit inside the covered part still fails, failed, closed or not.
     let mut edited = CONTENT.to_vec();
@@ -243,4 +252,35 @@ fn an_uncovered_tail_is_a_warning_only_for_a_failed_or_unclosed_recording() {
     for closed in [None, Some(None), Some(Some("failed"))] {
         assert!(referenced(closed).verify_in(&dir).is_err());
     }
+}
+
+#[test]
+fn an_unclosed_recording_goes_into_a_bundle_up_to_its_last_sealed_byte() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (source, bundle_dir) = setup(root.path());
+    // The bundle's records without their stream-closed record: a stream still running at export.
+    let records = bundle_dir.join(bundle::RECORDS);
+    let kept: String = fs::read_to_string(&records)
+        .expect("read")
+        .lines()
+        .filter(|l| !l.contains("stream-closed"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&records, kept).expect("write");
+    let mut manifest = Manifest::default();
+    manifest.files.insert(
+        bundle::RECORDS.into(),
+        bundle::sha256_file(&records).expect("hash"),
+    );
+    fs::write(bundle_dir.join(bundle::MANIFEST), manifest.to_text()).expect("write");
+    // Written after the last sealed chunk.
+    fs::write(
+        source.join("a4.cast"),
+        [CONTENT, b"[0.9,\"o\",\"unsealed\"]\n"].concat(),
+    )
+    .expect("write");
+    add_to_bundle(&bundle_dir, &source).expect("add");
+    let copy = fs::read(bundle_dir.join(DIR).join("a4.cast")).expect("copy");
+    assert_eq!(copy, CONTENT, "only the sealed part is exported");
+    verify_bundle(&bundle_dir).expect("the bundle verifies strictly");
 }

@@ -303,3 +303,28 @@ fn serve_creates_the_configured_recordings_dir_private_and_starts() {
     assert_eq!(fs::read_dir(&dir).expect("read").count(), 0);
     assert!(!f.data_dir().join("recordings").exists());
 }
+
+#[test]
+fn an_edited_kind_index_does_not_excuse_an_extended_recording() {
+    let f = Fixture::new();
+    let shared = f.shared();
+    fs::write(
+        shared.join(name()),
+        format!("{CAST}[9.0,\"o\",\"added\"]\n"),
+    )
+    .expect("extend");
+    // Relabelled in the store's search index only (the record's bytes, which the Merkle tree covers,
+    // still say stream-closed): the stream must not pass for one that was never closed, whose
+    // unsealed tail would only be a warning.
+    let db = rusqlite::Connection::open(f.data_dir().join("audit.db")).expect("db");
+    let changed = db
+        .execute(
+            "UPDATE audit_entries SET kind = 'request' WHERE kind = 'stream-closed'",
+            [],
+        )
+        .expect("update");
+    assert_eq!(changed, 1);
+    drop(db);
+    Run::of(&mut f.custos(&["audit", "verify", "--recordings", s(&shared)]))
+        .fails_with("audit verify FAILED");
+}
