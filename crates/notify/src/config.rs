@@ -129,7 +129,8 @@ impl std::fmt::Debug for Secret {
 }
 
 /// A webhook's HMAC key and the file it comes from: re-read when the file changes (another inode,
-/// length or modification time — a rewritten file, or a Kubernetes Secret volume's new revision), so
+/// length, modification time, mode or change time — a rewritten file, a Kubernetes Secret volume's
+/// new revision, a fixed mode), so
 /// a key is rotated without a restart. A new content that fails the checks (too short, readable by
 /// others, unreadable) is not taken: the last good key stays, and the problem is logged.
 pub(crate) struct KeyFile {
@@ -137,24 +138,36 @@ pub(crate) struct KeyFile {
     current: std::sync::Mutex<(Option<Stamp>, Secret)>,
 }
 
-/// What tells a changed file.
+/// What tells a changed file: its content (inode, length, modification time) or its status (mode,
+/// change time: a `chmod 600` that fixes a rotated key others could read counts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     inode: u64,
     len: u64,
     modified: Option<std::time::SystemTime>,
+    mode: u32,
+    changed: i64,
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    let (inode, mode, changed) = {
+        use std::os::unix::fs::MetadataExt;
+        (
+            meta.ino(),
+            meta.mode(),
+            meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+        )
+    };
     #[cfg(not(unix))]
-    let inode = 0;
+    let (inode, mode, changed) = (0, 0, 0);
     Some(Stamp {
         inode,
         len: meta.len(),
         modified: meta.modified().ok(),
+        mode,
+        changed,
     })
 }
 
