@@ -8,7 +8,7 @@
 //! log chunk by chunk like an exec recording (`stream-opened`, `stream-chunk`…, `stream-closed`). The
 //! file and its `stream-opened` record are durable before the apiserver is asked (no recording, no
 //! stream: 503); a write failure closes the stream. The recording lags the live bytes by what the
-//! masker holds back (at most 4 KiB per direction and connection, let out when the direction goes
+//! masker holds back (under 8 KiB per direction and connection, let out when the direction goes
 //! quiet or the connection closes).
 //!
 //! Connections are followed on every wire kubectl and the client libraries use:

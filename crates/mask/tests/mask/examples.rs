@@ -59,6 +59,38 @@ fn unterminated_pem_is_masked_from_begin_onward() {
 }
 
 #[test]
+fn a_long_base64_private_key_is_masked_whole_in_a_value() {
+    use base64::Engine as _;
+    let det = Detector::builtin().expect("detector");
+    // About the size of an 8192-bit RSA key's PEM (~6.5 KB): ~8.7 K base64 characters.
+    let body: String = (0..100)
+        .map(|i| {
+            format!(
+                "{}\n",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                    .repeat(1)
+                    .chars()
+                    .cycle()
+                    .skip(i % 64)
+                    .take(64)
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    let pem = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n");
+    let key = base64::engine::general_purpose::STANDARD.encode(pem);
+    assert!(key.len() > 8_000);
+    let mut buf = format!("client-key-data: {key}\n").into_bytes();
+    mask_text(&det, &mut buf);
+    let masked = &buf["client-key-data: ".len()..buf.len() - 1];
+    assert!(
+        masked.iter().all(|&b| b == b'*'),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+#[test]
 fn ansi_escapes_are_skipped_for_matching_and_kept() {
     let det = Detector::builtin().expect("detector");
     let text = b"key \x1b[1;31mAKIAIOSFODNN\x1b[0m7EXAMPLE\x1b]0;t\x07 done";
