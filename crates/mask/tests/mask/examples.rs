@@ -63,18 +63,11 @@ fn a_long_base64_private_key_is_masked_whole_in_a_value() {
     use base64::Engine as _;
     let det = Detector::builtin().expect("detector");
     // About the size of an 8192-bit RSA key's PEM (~6.5 KB): ~8.7 K base64 characters.
+    const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let body: String = (0..100)
         .map(|i| {
-            format!(
-                "{}\n",
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                    .repeat(1)
-                    .chars()
-                    .cycle()
-                    .skip(i % 64)
-                    .take(64)
-                    .collect::<String>()
-            )
+            let line: String = B64.chars().cycle().skip(i % 64).take(64).collect();
+            format!("{line}\n")
         })
         .collect();
     let pem = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n");
