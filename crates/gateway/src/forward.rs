@@ -115,15 +115,19 @@ pub async fn upgrade(
             None
         };
     let query = parts.uri.query().unwrap_or("").to_owned();
-    upstream_parts(gw, conn, &mut parts, identity, audit_id, true)?;
-    let body = Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed();
-    let sent = gw
-        .upstream
-        .send_stream(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| send_error(&e, 0));
+    // Whatever stops the request now, a recording opened above is closed with the reason.
+    let sent = match upstream_parts(gw, conn, &mut parts, identity, audit_id, true) {
+        Ok(()) => {
+            let body = Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed();
+            gw.upstream
+                .send_stream(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| send_error(&e, 0))
+        }
+        Err(e) => Err(e),
+    };
     let mut resp = match sent {
         Ok(resp) => resp,
         Err(e) => {

@@ -646,12 +646,17 @@ impl PortForwards {
 
     /// Appends the opened records of new connections, durably, before their bytes go on.
     async fn settle(&self) -> Result<(), TapError> {
-        let pending = std::mem::take(&mut self.lock().to_open);
-        for r in pending {
-            if let Err(e) = self.recorder.append(&r).await {
-                let reason = format!("the audit log did not take the port-forward record: {e}");
-                self.lock().failure.get_or_insert(reason.clone());
-                return Err(TapError::new(reason));
+        {
+            // Held while the records are appended, so the other direction's bytes wait for them
+            // too (it would otherwise find the list already taken, and go on).
+            let _order = self.order.lock().await;
+            let pending = std::mem::take(&mut self.lock().to_open);
+            for r in pending {
+                if let Err(e) = self.recorder.append(&r).await {
+                    let reason = format!("the audit log did not take the port-forward record: {e}");
+                    self.lock().failure.get_or_insert(reason.clone());
+                    return Err(TapError::new(reason));
+                }
             }
         }
         self.seal(false).await
