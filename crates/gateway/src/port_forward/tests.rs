@@ -216,6 +216,11 @@ struct Captured {
 }
 
 async fn captured(audit_id: &str) -> Captured {
+    captured_on(audit_id, &PortForwardWire::Spdy).await
+}
+
+/// A port-forward with payload capture on `wire`, relayed.
+async fn captured_on(audit_id: &str, wire: &PortForwardWire) -> Captured {
     let tmp = tempfile::tempdir().expect("tmp");
     let (recorder, store) = recorder(tmp.path()).await;
     let req = request(audit_id, "portforward");
@@ -230,8 +235,7 @@ async fn captured(audit_id: &str) -> Captured {
     let capture = Capture::open(&recorder, detector, &parts, &req)
         .await
         .expect("capture opens");
-    let (pf, up, down) =
-        PortForwards::start(&recorder, &req, &PortForwardWire::Spdy, Some(capture));
+    let (pf, up, down) = PortForwards::start(&recorder, &req, wire, Some(capture));
     let (client, server, task) = run(up, down);
     Captured {
         tmp,
@@ -576,4 +580,76 @@ async fn a_frame_custos_cannot_parse_closes_the_stream_and_what_was_recorded_is_
     let (_, outcome, to_pod, _) = end(c).await;
     assert!(outcome.is_err(), "the stream was closed");
     assert_eq!(to_pod, b"forwarded before the bad frame");
+}
+
+/// A legacy WebSocket port-forward message on `channel` (masked when the client sends it).
+fn legacy(channel: u8, payload: &[u8], client: bool) -> Vec<u8> {
+    let mut message = vec![channel];
+    message.extend_from_slice(payload);
+    if !client {
+        let mut plain = BytesMut::new();
+        write_frame(true, BINARY, &[&message], &mut plain);
+        return plain.to_vec();
+    }
+    let mut plain = BytesMut::new();
+    write_frame(true, BINARY, &[&message], &mut plain);
+    let header = plain.len() - message.len();
+    let key = [5, 6, 7, 8];
+    let mut out = plain[..header].to_vec();
+    out[1] |= 0x80;
+    out.extend_from_slice(&key);
+    unmask(&mut message, key, 0);
+    out.extend_from_slice(&message);
+    out
+}
+
+#[tokio::test]
+async fn captured_payloads_over_the_legacy_websocket_protocol_skip_the_port_prefix() {
+    let mut c = captured_on("pf-legacy", &PortForwardWire::Legacy(vec![8080])).await;
+    // The server starts each channel with the port (little-endian), then data follows.
+    let port = 8080u16.to_le_bytes();
+    c.server
+        .write_all(&legacy(0, &port, false))
+        .await
+        .expect("data channel port");
+    c.server
+        .write_all(&legacy(1, &port, false))
+        .await
+        .expect("error channel port");
+    c.client
+        .write_all(&legacy(
+            0,
+            b"PING token=ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            true,
+        ))
+        .await
+        .expect("client");
+    c.server
+        .write_all(&legacy(0, b"PONG", false))
+        .await
+        .expect("server");
+    let (records, _, to_pod, from_pod) = end(c).await;
+    let sent = String::from_utf8_lossy(&to_pod);
+    assert!(
+        sent.starts_with("PING token=") && !sent.contains("ghp_0123"),
+        "{sent}"
+    );
+    assert_eq!(
+        to_pod.len(),
+        "PING token=ghp_0123456789abcdefghijABCDEFGHIJ012345".len()
+    );
+    assert_eq!(from_pod, b"PONG", "the port prefix is not payload");
+    let closed: Vec<PortForward> = records
+        .iter()
+        .filter(|r| r.custos.record_kind == RecordKind::PortForwardClosed)
+        .filter_map(|r| r.custos.port_forward.clone())
+        .collect();
+    assert_eq!(
+        closed,
+        [PortForward {
+            port: 8080,
+            bytes_in: 51,
+            bytes_out: 4
+        }]
+    );
 }
