@@ -24,7 +24,9 @@ pub const EXEC_INFO_ENV: &str = "KUBERNETES_EXEC_INFO";
 /// pipeline, `interactiveMode: Never`), `None` when run by hand or the request is unreadable.
 pub fn kubectl_interactive(exec_info: Option<&str>) -> Option<bool> {
     let info: serde_json::Value = serde_json::from_str(exec_info?).ok()?;
-    info.get("kind").and_then(|k| k.as_str()).filter(|k| *k == "ExecCredential")?;
+    info.get("kind")
+        .and_then(|k| k.as_str())
+        .filter(|k| *k == "ExecCredential")?;
     info.get("spec")?.get("interactive")?.as_bool()
 }
 
