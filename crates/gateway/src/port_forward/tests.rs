@@ -309,54 +309,22 @@ async fn captured_payloads_are_recorded_masked_per_connection_and_verify_against
         assert!(n > 0, "stream ended early");
         got.extend_from_slice(&buf[..n]);
     }
-    let Captured {
-        tmp,
-        recorder,
-        store,
-        pf,
-        client,
-        server,
-        task,
-        ..
-    } = c;
-    drop((client, server));
-    let (outcome, up, down) = task.await.expect("join");
-    pf.finish(&outcome).await;
-    drop((pf, up, down));
-    assert!(
-        recorder.flush(Duration::from_secs(5)).await,
-        "records written"
-    );
-    let records = records(&store).await;
-    let closed = records
-        .iter()
-        .find(|r| r.custos.record_kind == RecordKind::StreamClosed)
-        .expect("stream-closed record");
-    let name = closed.custos.streams[0].recording.clone();
-    let path = tmp.path().join("recordings").join(&name);
-    custos_recording::verify(&path, &custos_recording::chunks_of(&records, &name))
-        .expect("the file verifies against its chunk records");
-    let rec = custos_recording::Recording::read(&path).expect("reads");
-    let mut to_pod = Vec::new();
-    let mut from_pod = Vec::new();
-    for e in &rec.events {
-        let (conn, bytes) = e.forwarded_bytes().expect("only port-forward events");
-        assert_eq!(conn, 3, "the connection is the data stream");
-        if e.code == custos_recording::Code::ToPod {
-            to_pod.extend(bytes);
-        } else {
-            from_pod.extend(bytes);
-        }
-    }
+    let e = end(c).await;
+    assert_eq!(e.connections, [3], "the connection is the data stream");
+    let (to_pod, from_pod) = (e.to_pod, e.from_pod);
     assert_eq!(to_pod.len(), asked.len(), "length-preserving");
     assert_eq!(from_pod.len(), answer.len(), "length-preserving");
     let text = String::from_utf8_lossy(&to_pod) + String::from_utf8_lossy(&from_pod);
     assert!(text.contains("GET /config HTTP/1.1") && text.contains("HTTP/1.1 200 OK"));
     assert!(!text.contains("ghp_0123456789"), "{text}");
     assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
-    let raw = std::fs::read(&path).expect("file");
-    let raw = String::from_utf8_lossy(&raw);
+    let raw = String::from_utf8_lossy(&e.raw);
     assert!(!raw.contains("AKIAIOSFODNN7EXAMPLE") && !raw.contains("ghp_0123456789"));
+    let closed = e
+        .records
+        .iter()
+        .find(|r| r.custos.record_kind == RecordKind::StreamClosed)
+        .expect("stream-closed record");
     let channel_bytes = |c: &str| {
         closed
             .custos
@@ -430,9 +398,22 @@ async fn a_capture_that_cannot_be_recorded_closes_the_port_forward() {
     drop(c.tmp);
 }
 
-/// Lets the relay run a moment, ends it, finishes the port-forward: every record, and the recording's
-/// bytes each way (decoded `fi` / `fo` events).
-async fn end(c: Captured) -> (Vec<Record>, std::io::Result<RelayTotals>, Vec<u8>, Vec<u8>) {
+/// What a finished captured port-forward left.
+struct Ended {
+    records: Vec<Record>,
+    outcome: std::io::Result<RelayTotals>,
+    /// The recording's bytes each way (its `fi` / `fo` events, decoded).
+    to_pod: Vec<u8>,
+    from_pod: Vec<u8>,
+    /// The connections its events name.
+    connections: Vec<u32>,
+    /// The recording file.
+    raw: Vec<u8>,
+}
+
+/// Lets the relay run a moment, ends it, finishes the port-forward, and checks the recording against
+/// its chunk records (strictly: every recorded byte sealed).
+async fn end(c: Captured) -> Ended {
     let Captured {
         tmp,
         recorder,
@@ -468,16 +449,26 @@ async fn end(c: Captured) -> (Vec<Record>, std::io::Result<RelayTotals>, Vec<u8>
     custos_recording::verify(&path, &custos_recording::chunks_of(&records, &name))
         .expect("every recorded byte is sealed and verifies");
     let rec = custos_recording::Recording::read(&path).expect("reads");
-    let (mut to_pod, mut from_pod) = (Vec::new(), Vec::new());
+    let (mut to_pod, mut from_pod, mut connections) = (Vec::new(), Vec::new(), Vec::new());
     for e in &rec.events {
-        let (_, bytes) = e.forwarded_bytes().expect("a port-forward event");
+        let (conn, bytes) = e.forwarded_bytes().expect("a port-forward event");
+        if !connections.contains(&conn) {
+            connections.push(conn);
+        }
         if e.code == custos_recording::Code::ToPod {
             to_pod.extend(bytes);
         } else {
             from_pod.extend(bytes);
         }
     }
-    (records, outcome, to_pod, from_pod)
+    Ended {
+        records,
+        outcome,
+        to_pod,
+        from_pod,
+        connections,
+        raw: std::fs::read(&path).expect("file"),
+    }
 }
 
 #[tokio::test]
@@ -492,7 +483,12 @@ async fn a_stream_type_with_a_nul_is_followed_as_the_kubelet_reads_it() {
         .write_all(&data(3, true, b"FROM-POD"))
         .await
         .expect("server");
-    let (records, _, to_pod, from_pod) = end(c).await;
+    let Ended {
+        records,
+        to_pod,
+        from_pod,
+        ..
+    } = end(c).await;
     assert_eq!(
         (to_pod.as_slice(), from_pod.as_slice()),
         (&b"TO-POD"[..], &b"FROM-POD"[..])
@@ -527,7 +523,9 @@ async fn bytes_the_pod_sends_after_the_client_reset_the_stream_are_captured() {
         ))
         .await
         .expect("server");
-    let (_, _, to_pod, from_pod) = end(c).await;
+    let Ended {
+        to_pod, from_pod, ..
+    } = end(c).await;
     assert_eq!(to_pod, b"GET /dump");
     let text = String::from_utf8_lossy(&from_pod);
     assert!(text.starts_with("LATE-FROM-POD"), "{text}");
@@ -545,7 +543,12 @@ async fn a_stream_neither_data_nor_error_closes_a_captured_port_forward() {
         .write_all(&data(3, false, b"UNRECORDABLE"))
         .await
         .expect("client");
-    let (records, outcome, to_pod, _) = end(c).await;
+    let Ended {
+        records,
+        outcome,
+        to_pod,
+        ..
+    } = end(c).await;
     assert!(outcome.is_err(), "the stream was closed");
     assert!(to_pod.is_empty());
     let closed = records
@@ -577,7 +580,9 @@ async fn a_frame_custos_cannot_parse_closes_the_stream_and_what_was_recorded_is_
     bad.extend_from_slice(&3u32.to_be_bytes());
     c.client.write_all(&bad).await.expect("bad frame");
     // `end` verifies the recording strictly: nothing recorded is left unsealed.
-    let (_, outcome, to_pod, _) = end(c).await;
+    let Ended {
+        outcome, to_pod, ..
+    } = end(c).await;
     assert!(outcome.is_err(), "the stream was closed");
     assert_eq!(to_pod, b"forwarded before the bad frame");
 }
@@ -628,7 +633,12 @@ async fn captured_payloads_over_the_legacy_websocket_protocol_skip_the_port_pref
         .write_all(&legacy(0, b"PONG", false))
         .await
         .expect("server");
-    let (records, _, to_pod, from_pod) = end(c).await;
+    let Ended {
+        records,
+        to_pod,
+        from_pod,
+        ..
+    } = end(c).await;
     let sent = String::from_utf8_lossy(&to_pod);
     assert!(
         sent.starts_with("PING token=") && !sent.contains("ghp_0123"),
