@@ -5,7 +5,7 @@
 //! session's evidence bundle holds its records and verifies. Patches of every explicit `--type` and a
 //! foreground delete replay with the content types and delete options their records name.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -60,6 +60,36 @@ fn custos_ok(args: &[&str]) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `custos evidence export --session SESSION` of what happened since `started` into `DIR/bundle`;
+/// the bundle's path and its records.
+fn session_bundle(
+    dir: &Path,
+    started: &str,
+    session: &str,
+    data: &str,
+) -> Result<(PathBuf, Vec<Value>)> {
+    let bundle = dir.join("bundle");
+    custos_ok(&[
+        "evidence",
+        "export",
+        "--from",
+        started,
+        "--to",
+        &time_after(60)?,
+        "--session",
+        session,
+        "--out",
+        &bundle.display().to_string(),
+        "--data-dir",
+        data,
+    ])?;
+    let records: Vec<Value> = std::fs::read_to_string(bundle.join("records.jsonl"))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    Ok((bundle, records))
 }
 
 /// Now plus `seconds`, as the RFC 3339 time the CLI takes.
@@ -417,25 +447,7 @@ fn scenario(tb: &Testbed, recorded: &str, sandbox: &str, changed: &str) -> Resul
     );
 
     // The session's evidence: its records in a bundle that verifies.
-    let bundle = dir.path().join("bundle");
-    custos_ok(&[
-        "evidence",
-        "export",
-        "--from",
-        &started,
-        "--to",
-        &time_after(60)?,
-        "--session",
-        &session,
-        "--out",
-        &bundle.display().to_string(),
-        "--data-dir",
-        &data,
-    ])?;
-    let records: Vec<Value> = std::fs::read_to_string(bundle.join("records.jsonl"))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let (bundle, records) = session_bundle(dir.path(), &started, &session, &data)?;
     for kind in ["session-started", "request", "response"] {
         ensure!(
             records.iter().any(|r| r["custos"]["recordKind"] == kind),
@@ -608,22 +620,8 @@ fn exec_scenario(tb: &Testbed, recorded: &str, sandbox: &str) -> Result<()> {
     );
 
     // Evidence: the recording is in the bundle, listed in MANIFEST, and checked against its chunks.
-    let bundle = dir.path().join("bundle");
+    let (bundle, _) = session_bundle(dir.path(), &started, &session, &data)?;
     let bundle_s = bundle.display().to_string();
-    custos_ok(&[
-        "evidence",
-        "export",
-        "--from",
-        &started,
-        "--to",
-        &time_after(60)?,
-        "--session",
-        &session,
-        "--out",
-        &bundle_s,
-        "--data-dir",
-        &data,
-    ])?;
     let copy = bundle.join("recordings").join(&name);
     ensure!(copy.is_file(), "{} not in the bundle", copy.display());
     let manifest = std::fs::read_to_string(bundle.join("MANIFEST"))?;
@@ -785,25 +783,7 @@ fn typed_scenario(tb: &Testbed, recorded: &str, sandbox: &str) -> Result<()> {
     let data = gw.data_dir.display().to_string();
 
     // The records: each patch names its media type (parameters dropped), the delete its options.
-    let bundle = dir.path().join("bundle");
-    custos_ok(&[
-        "evidence",
-        "export",
-        "--from",
-        &started,
-        "--to",
-        &time_after(60)?,
-        "--session",
-        &session,
-        "--out",
-        &bundle.display().to_string(),
-        "--data-dir",
-        &data,
-    ])?;
-    let records: Vec<Value> = std::fs::read_to_string(bundle.join("records.jsonl"))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let (_, records) = session_bundle(dir.path(), &started, &session, &data)?;
     let requests: Vec<&Value> = records
         .iter()
         .filter(|r| r["custos"]["recordKind"] == "request")
