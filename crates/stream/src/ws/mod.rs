@@ -1,8 +1,11 @@
 //! The Kubernetes WebSocket channel protocol (`v4`/`v5.channel.k8s.io`, KEP-4006; kubectl ≥ 1.30 exec,
 //! ≥ 1.31 port-forward's legacy form): every binary message starts with its channel byte (0 stdin,
 //! 1 stdout, 2 stderr, 3 error, 4 resize); `v5` adds the close signal `[255, channel]`. A [`WsReader`]
-//! parses one direction into [`Event`]s. Fragmented binary messages are followed (the channel byte is
-//! the first payload byte of the message); fragmented text messages are refused.
+//! parses one direction into [`Event`]s. Fragmented binary messages from the server are followed (the
+//! channel byte is the first payload byte of the message, as client libraries read it); from the client
+//! they are refused: the apiserver and the kubelet (`golang.org/x/net/websocket`) read each *frame*'s
+//! first byte as its channel, so a fragmented message would put bytes on a channel this reader did not
+//! see. Fragmented text messages are refused.
 
 pub mod frame;
 #[cfg(test)]
@@ -34,6 +37,8 @@ struct Message {
 pub struct WsReader {
     frames: FrameDecoder,
     message: Option<Message>,
+    /// Frames sent by the client (fragmentation refused, see the module doc).
+    client: bool,
 }
 
 impl WsReader {
@@ -42,6 +47,7 @@ impl WsReader {
         Self {
             frames: FrameDecoder::new(role),
             message: None,
+            client: role == Role::Client,
         }
     }
 
@@ -52,7 +58,11 @@ impl WsReader {
 
     /// Parses `chunk`, calling `sink` with each event in order.
     pub fn feed(&mut self, chunk: &[u8], sink: &mut Sink<'_>) -> Result<(), StreamError> {
-        let Self { frames, message } = self;
+        let Self {
+            frames,
+            message,
+            client,
+        } = self;
         frames.decode(chunk, &mut |part| match part {
             Part::Whole { opcode, raw, .. } => {
                 if opcode == frame::TEXT && message.is_some() {
@@ -74,7 +84,15 @@ impl WsReader {
                 end,
                 fin,
                 bytes,
-            } => data(message, opcode, start, end && fin, bytes, &mut *sink),
+            } => {
+                if *client && (opcode == frame::CONTINUATION || !fin) {
+                    return Err(StreamError::Malformed(
+                        "fragmented WebSocket message from the client (the API server reads each \
+                         frame's first byte as its channel)",
+                    ));
+                }
+                data(message, opcode, start, end && fin, bytes, &mut *sink)
+            }
         })
     }
 }

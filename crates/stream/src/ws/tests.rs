@@ -84,8 +84,7 @@ fn frames_split_at_every_byte_boundary_give_the_same_events() {
 fn client_frames_are_unmasked() {
     let key = [0x37, 0xfa, 0x21, 0x3d];
     let mut wire = ws_masked(true, frame::BINARY, b"\x00echo hi\n", key);
-    wire.extend(ws_masked(false, frame::BINARY, b"\x04{\"Width\":", key));
-    wire.extend(ws_masked(true, frame::CONTINUATION, b"80}", key));
+    wire.extend(ws_masked(true, frame::BINARY, b"\x04{\"Width\":80}", key));
     wire.extend(ws_masked(true, frame::PONG, b"p", key));
     for cut in 0..=wire.len() {
         let (a, b) = wire.split_at(cut);
@@ -101,6 +100,27 @@ fn client_frames_are_unmasked() {
             )]
         );
     }
+}
+
+#[test]
+fn a_fragmented_message_from_the_client_is_refused() {
+    // The apiserver reads each frame's first byte as its channel: `[4]` then `[0]rm -rf` would be a
+    // resize to a reader of messages, and stdin to the apiserver.
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut wire = ws_masked(false, frame::BINARY, b"\x04", key);
+    wire.extend(ws_masked(
+        true,
+        frame::CONTINUATION,
+        b"\x00rm -rf /data\n",
+        key,
+    ));
+    let err = read_all(&mut WsReader::new(Role::Client), &[&wire]).expect_err("refused");
+    assert!(err.to_string().contains("fragmented"), "{err}");
+    // From the server, a fragmented message is followed (client libraries read messages).
+    let mut wire = ws(false, frame::BINARY, b"\x01hel");
+    wire.extend(ws(true, frame::CONTINUATION, b"lo"));
+    let c = Collect(read_all(&mut WsReader::new(Role::Server), &[&wire]).expect("parses"));
+    assert_eq!(c.bytes_of(1), b"hello");
 }
 
 #[test]
