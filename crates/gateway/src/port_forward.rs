@@ -21,7 +21,8 @@
 //! - anything else: one connection for the whole stream, port from the query (or 0).
 //!
 //! An opened record is appended durably before the bytes that opened the connection are forwarded
-//! (fail closed: the stream is closed if it cannot be); closed records follow without waiting.
+//! (fail closed: the stream is closed if it cannot be); closed records are appended after the opened
+//! ones, before the next bytes go on or when the stream ends, so a close never precedes its open.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,6 +98,9 @@ pub fn captures_payload(decision: Option<&DecisionRecord>) -> bool {
         })
     })
 }
+
+/// Most maskers kept for connections that already closed (each holds under 8 KiB).
+const MAX_MASKERS: usize = 2048;
 
 /// The payload recording of one port-forward stream.
 pub struct Capture {
@@ -178,15 +182,6 @@ impl Capture {
         m.masker.push(bytes, &mut out);
         m.held += bytes.len() as u64;
         self.write(conn, to_pod, &out)
-    }
-
-    /// Masks and writes bytes that came for connection `conn` after it closed (a peer may go on
-    /// sending after the other reset the stream): masked on their own, nothing held for later.
-    fn take_late(&mut self, conn: u32, to_pod: bool, bytes: &[u8]) -> Result<(), String> {
-        self.take(conn, to_pod, bytes)?;
-        let done = self.let_out(Some(conn), Some(to_pod), true);
-        self.maskers.remove(&(conn, to_pod));
-        done
     }
 
     /// Lets out what the maskers of one direction (or both, `None`) hold: `end` for connections that
@@ -293,7 +288,8 @@ pub struct PortForwards {
 #[derive(Default)]
 struct State {
     conns: HashMap<u32, Conn>,
-    /// Opened records to append before the bytes that opened them go on.
+    /// Opened records to append before the bytes that opened them go on, then closed records (so a
+    /// connection's close is never in the log before its open).
     to_open: Vec<Record>,
     /// Legacy WebSocket: port-prefix bytes still to skip per server channel.
     prefix: HashMap<u32, usize>,
@@ -428,7 +424,7 @@ impl PortForwards {
         r.annotations
             .insert("custos.dev/port-forward-connection".into(), key.to_string());
         r.custos.error = error.map(str::to_owned);
-        self.recorder.append_later(r);
+        st.to_open.push(r);
     }
 
     /// One SPDY event of a direction.
@@ -449,11 +445,18 @@ impl PortForwards {
                 stream, bytes, fin, ..
             } => {
                 self.count(st, stream, upstream, bytes);
+                if fin && !upstream {
+                    // The kubelet has said all it will on an error stream.
+                    st.side.remove(&stream);
+                }
                 if fin {
                     self.fin(st, stream, upstream);
                 }
             }
-            Event::Reset { stream, .. } => self.close(st, stream, None),
+            Event::Reset { stream, .. } => {
+                st.side.remove(&stream);
+                self.close(st, stream, None);
+            }
             Event::Open {
                 stream,
                 channel: Channel::PortError(_) | Channel::Error,
@@ -490,8 +493,34 @@ impl PortForwards {
 
     /// One legacy WebSocket event: channel 2i is the i-th port's data.
     fn legacy(&self, st: &mut State, e: Event<'_>, upstream: bool) {
-        let Event::Data { stream, bytes, .. } = e else {
-            return;
+        let (stream, bytes) = match e {
+            Event::Data { stream, bytes, .. } => (stream, bytes),
+            // The kubelet takes a client's text message as data too (its first character names
+            // the channel): followed like a binary one.
+            Event::Control {
+                kind: custos_stream::ControlKind::Text,
+                raw,
+            } if upstream => {
+                let mut whole = Vec::new();
+                let decoded = ws_frame::FrameDecoder::new(Role::Client).decode(raw, &mut |part| {
+                    if let ws_frame::Part::Whole { payload, .. } = part {
+                        whole.extend_from_slice(payload);
+                    }
+                    Ok(())
+                });
+                match (decoded, whole.split_first()) {
+                    (Ok(()), Some((&ch, data))) if ch % 2 == 0 => {
+                        self.count(st, u32::from(ch), true, data)
+                    }
+                    (Ok(()), _) => {}
+                    (Err(e), _) => {
+                        st.failure
+                            .get_or_insert(format!("a text message could not be read: {e}"));
+                    }
+                }
+                return;
+            }
+            _ => return,
         };
         if stream % 2 == 1 {
             return;
@@ -533,16 +562,37 @@ impl PortForwards {
         if bytes.is_empty() {
             return;
         }
-        let Some(cap) = st.capture.as_mut().filter(|c| !c.broken) else {
+        let State {
+            capture,
+            ended,
+            failure,
+            ..
+        } = st;
+        let Some(cap) = capture.as_mut().filter(|c| !c.broken) else {
             return;
         };
-        let taken = if late {
-            cap.take_late(key, upstream, bytes)
-        } else {
-            cap.take(key, upstream, bytes)
-        };
+        let mut taken = cap.take(key, upstream, bytes);
+        // Bytes after a close keep their masker (a secret split across two late frames is still
+        // found); there are at most so many of those, the oldest let out first.
+        if taken.is_ok() && late && cap.maskers.len() > MAX_MASKERS {
+            let mut late_keys: Vec<u32> = cap
+                .maskers
+                .keys()
+                .map(|&(c, _)| c)
+                .filter(|c| ended.contains(c))
+                .collect();
+            late_keys.sort_unstable();
+            late_keys.dedup();
+            for conn in late_keys.into_iter().take(MAX_MASKERS / 4) {
+                taken = cap.let_out(Some(conn), None, true);
+                cap.maskers.retain(|&(c, _), _| c != conn);
+                if taken.is_err() {
+                    break;
+                }
+            }
+        }
         if let Err(e) = taken {
-            st.failure.get_or_insert(e);
+            failure.get_or_insert(e);
         }
     }
 
@@ -665,7 +715,6 @@ impl PortForwards {
     /// The relay ended: connections still open are closed (with the relay's error, if any), and
     /// opened records never appended (the stream ended first) are written before their closes.
     pub async fn finish(&self, outcome: &std::io::Result<RelayTotals>) {
-        let _ = self.settle().await;
         let error = outcome
             .as_ref()
             .err()
@@ -683,6 +732,8 @@ impl PortForwards {
                 }
             }
         }
+        // Opened records not yet appended (the stream ended first), then the closes.
+        let _ = self.settle().await;
         let _ = self.seal(true).await;
         let closed = closed_record(&self.recorder, &self.request, &self.lock(), error);
         if let Some(r) = closed {

@@ -589,15 +589,20 @@ async fn a_frame_custos_cannot_parse_closes_the_stream_and_what_was_recorded_is_
 
 /// A legacy WebSocket port-forward message on `channel` (masked when the client sends it).
 fn legacy(channel: u8, payload: &[u8], client: bool) -> Vec<u8> {
+    legacy_as(BINARY, channel, payload, client)
+}
+
+/// Like [`legacy`], in a frame of `opcode` (text messages are data to the kubelet too).
+fn legacy_as(opcode: u8, channel: u8, payload: &[u8], client: bool) -> Vec<u8> {
     let mut message = vec![channel];
     message.extend_from_slice(payload);
     if !client {
         let mut plain = BytesMut::new();
-        write_frame(true, BINARY, &[&message], &mut plain);
+        write_frame(true, opcode, &[&message], &mut plain);
         return plain.to_vec();
     }
     let mut plain = BytesMut::new();
-    write_frame(true, BINARY, &[&message], &mut plain);
+    write_frame(true, opcode, &[&message], &mut plain);
     let header = plain.len() - message.len();
     let key = [5, 6, 7, 8];
     let mut out = plain[..header].to_vec();
@@ -661,5 +666,86 @@ async fn captured_payloads_over_the_legacy_websocket_protocol_skip_the_port_pref
             bytes_in: 51,
             bytes_out: 4
         }]
+    );
+}
+
+#[tokio::test]
+async fn a_text_message_from_the_client_is_captured_as_data_on_the_legacy_protocol() {
+    let mut c = captured_on("pf-text", &PortForwardWire::Legacy(vec![8080])).await;
+    let port = 8080u16.to_le_bytes();
+    c.server
+        .write_all(&legacy(0, &port, false))
+        .await
+        .expect("data channel port");
+    c.client
+        .write_all(&legacy_as(
+            custos_stream::ws::frame::TEXT,
+            0,
+            b"TEXT aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
+            true,
+        ))
+        .await
+        .expect("client text");
+    let Ended { to_pod, .. } = end(c).await;
+    let sent = String::from_utf8_lossy(&to_pod);
+    assert!(sent.starts_with("TEXT aws_access_key_id="), "{sent}");
+    assert!(!sent.contains("AKIAIOSFODNN7EXAMPLE"), "{sent}");
+}
+
+#[tokio::test]
+async fn a_secret_split_across_two_late_frames_is_still_masked() {
+    let mut c = captured("pf-late-split").await;
+    open_connection(&mut c).await;
+    let mut rst = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
+    rst.extend_from_slice(&3u32.to_be_bytes());
+    rst.extend_from_slice(&5u32.to_be_bytes());
+    c.client.write_all(&rst).await.expect("reset");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.server
+        .write_all(&data(3, false, b"late aws_access_key_id=AKIAIOSFOD"))
+        .await
+        .expect("first half");
+    c.server
+        .write_all(&data(3, false, b"NN7EXAMPLE tail"))
+        .await
+        .expect("second half");
+    let Ended { from_pod, .. } = end(c).await;
+    let text = String::from_utf8_lossy(&from_pod);
+    assert!(
+        text.starts_with("late aws_access_key_id=") && text.ends_with(" tail"),
+        "{text}"
+    );
+    assert!(!text.contains("AKIAIOSFOD"), "{text}");
+}
+
+#[tokio::test]
+async fn error_streams_are_forgotten_when_reset() {
+    let c = captured("pf-side").await;
+    let Captured { mut client, pf, .. } = c;
+    let mut z = HeaderDeflater::new().expect("z");
+    let reset = |id: u32| {
+        let mut f = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&5u32.to_be_bytes());
+        f
+    };
+    let open = syn_stream(&mut z, 1, &[("streamtype", "error"), ("port", "8080")]);
+    client.write_all(&open).await.expect("client");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        pf.lock().side.contains(&1),
+        "the error stream is known while open"
+    );
+    client.write_all(&reset(1)).await.expect("reset");
+    for id in (3..200u32).step_by(2) {
+        let mut frames = syn_stream(&mut z, id, &[("streamtype", "error"), ("port", "8080")]);
+        frames.extend(reset(id));
+        client.write_all(&frames).await.expect("client");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        pf.lock().side.is_empty(),
+        "{} error streams kept",
+        pf.lock().side.len()
     );
 }
