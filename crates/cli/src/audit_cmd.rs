@@ -653,7 +653,10 @@ async fn verify(
     let result = verify_store_with(store.as_ref(), &key, &pinned).await;
     // Each recording against the chunk records the (now verified) log holds for it.
     let recordings = match &result {
-        Ok(_) => Some(crate::recordings::verify_store(store.as_ref(), recordings_dir).await),
+        Ok(report) => Some(
+            crate::recordings::verify_store(store.as_ref(), recordings_dir, report.log.leaves)
+                .await,
+        ),
         Err(_) => None,
     };
     store.close().await;

@@ -218,7 +218,10 @@ pub fn add_to_bundle(bundle_dir: &Path, source: &Path) -> anyhow::Result<Vec<Str
         } else {
             // Not closed (still running, or its gateway stopped): only what its chunk records seal
             // is evidence, so only that goes into the bundle.
-            let sealed: u64 = chunks.iter().map(|c| c.bytes).sum();
+            let sealed = chunks
+                .iter()
+                .max_by_key(|c| c.seq)
+                .map_or(0, |c| c.offset.unwrap_or(0).saturating_add(c.bytes));
             let mut part = io::Read::take(fs::File::open(&from).with_context(cannot)?, sealed);
             let mut out = fs::File::create(&to).with_context(|| format!("{}", to.display()))?;
             io::copy(&mut part, &mut out).with_context(cannot)?;
@@ -256,20 +259,45 @@ pub fn verify_bundle(bundle_dir: &Path) -> anyhow::Result<Checked> {
 }
 
 /// Checks every recording the log's stream records refer to, in `dir`, against its chunk records.
-pub async fn verify_store(store: &dyn LogStore, dir: &Path) -> anyhow::Result<Checked> {
+/// Only records in the verified tree count (`leaves`: how many leaves the log verification read):
+/// a row merely queued, or one that does not parse, cannot vouch for or excuse a recording.
+pub async fn verify_store(
+    store: &dyn LogStore,
+    dir: &Path,
+    leaves: u64,
+) -> anyhow::Result<Checked> {
     // Every record, its kind read from the record itself (the bytes the Merkle tree covers), not from
     // the store's kind index: an index edited to hide a stream-closed or stream-chunk record must not
     // turn a closed recording into one whose tail is excused.
     let mut referenced = Referenced::default();
-    crate::sessions::scan(store, SearchQuery::default(), |l| {
-        if matches!(
-            l.record.custos.record_kind,
-            RecordKind::StreamOpened | RecordKind::StreamChunk | RecordKind::StreamClosed
-        ) {
-            referenced.add(&l.record);
+    let mut query = SearchQuery {
+        limit: MAX_SEARCH_LIMIT,
+        ..SearchQuery::default()
+    };
+    loop {
+        let page = store.search(&query).await.context("searching the log")?;
+        for entry in &page {
+            if entry.leaf_index.is_none_or(|i| i >= leaves) {
+                continue;
+            }
+            let record: Record = serde_json::from_slice(&entry.record).with_context(|| {
+                format!(
+                    "log entry {} (a verified leaf) does not parse as a record",
+                    entry.id.0
+                )
+            })?;
+            if matches!(
+                record.custos.record_kind,
+                RecordKind::StreamOpened | RecordKind::StreamChunk | RecordKind::StreamClosed
+            ) {
+                referenced.add(&record);
+            }
         }
-    })
-    .await?;
+        if page.len() < MAX_SEARCH_LIMIT {
+            break;
+        }
+        query.after = page.last().map(|e| e.id);
+    }
     referenced.excuse_unclosed = true;
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || referenced.verify_in(&dir)).await?

@@ -157,7 +157,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
         (
             meta.ino(),
             meta.mode(),
-            meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+            meta.ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
         )
     };
     #[cfg(not(unix))]

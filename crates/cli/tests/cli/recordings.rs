@@ -328,3 +328,38 @@ fn an_edited_kind_index_does_not_excuse_an_extended_recording() {
     Run::of(&mut f.custos(&["audit", "verify", "--recordings", s(&shared)]))
         .fails_with("audit verify FAILED");
 }
+
+#[test]
+fn a_chunk_record_only_queued_does_not_vouch_for_appended_bytes() {
+    let f = Fixture::new();
+    let shared = f.shared();
+    let added = "[9.0,\"o\",\"added\"]\n";
+    fs::write(shared.join(name()), format!("{CAST}{added}")).expect("extend");
+    // A forged stream-chunk record for exactly those bytes, put in the store as a queued row (not in
+    // the verified tree): it must not count.
+    let scratch = f.path("added");
+    fs::write(&scratch, added).expect("write");
+    let mut chunk = record(RecordKind::StreamChunk, 6);
+    chunk.custos.streams.push(StreamRef {
+        recording: name(),
+        seq: Some(2),
+        offset: Some(CAST.len() as u64),
+        bytes: added.len() as u64,
+        sha256: Some(sha256_file(&scratch).expect("hash").to_hex()),
+        ..StreamRef::default()
+    });
+    let db = rusqlite::Connection::open(f.data_dir().join("audit.db")).expect("db");
+    db.execute(
+        "INSERT INTO audit_entries (leaf_index, record, leaf_hash, kind, audit_id) \
+         VALUES (NULL, ?1, ?2, 'stream-chunk', ?3)",
+        rusqlite::params![
+            serde_json::to_vec(&chunk).expect("json"),
+            vec![0u8; 32],
+            AUDIT_ID
+        ],
+    )
+    .expect("insert");
+    drop(db);
+    Run::of(&mut f.custos(&["audit", "verify", "--recordings", s(&shared)]))
+        .fails_with(&format!("recording {} does not match", name()));
+}
