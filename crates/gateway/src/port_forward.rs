@@ -35,7 +35,7 @@ use custos_audit::record::DecisionRecord;
 use custos_audit::record::{PortForward, Record, RecordKind, Stage, StreamRef};
 use custos_mask::{Detector, TextMasker};
 use custos_recording::{Event as CastEvent, Header, Writer};
-use custos_stream::spdy::{Sender, SpdyReader, Streams};
+use custos_stream::spdy::{frame as spdy_frame, Sender, SpdyReader, Streams};
 use custos_stream::ws::{frame as ws_frame, frame::Role, WsReader};
 use custos_stream::{Channel, Event, StreamError};
 
@@ -463,6 +463,22 @@ impl PortForwards {
                 ..
             } => {
                 st.side.insert(stream);
+            }
+            // A SYN_REPLY or HEADERS frame may end its side of a stream too (FIN flag).
+            Event::Control {
+                kind: custos_stream::ControlKind::SynReply | custos_stream::ControlKind::Headers,
+                raw,
+            } => {
+                let fin = raw.get(4).is_some_and(|f| f & spdy_frame::FLAG_FIN != 0);
+                let id = raw
+                    .get(8..12)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff);
+                if let (true, Some(stream)) = (fin, id) {
+                    if !upstream {
+                        st.side.remove(&stream);
+                    }
+                    self.fin(st, stream, upstream);
+                }
             }
             Event::Open {
                 stream, channel, ..

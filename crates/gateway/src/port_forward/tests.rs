@@ -749,3 +749,41 @@ async fn error_streams_are_forgotten_when_reset() {
         pf.lock().side.len()
     );
 }
+
+#[tokio::test]
+async fn a_syn_reply_with_fin_ends_the_servers_side_of_a_connection() {
+    let mut c = captured("pf-reply-fin").await;
+    let (mut cz, mut sz) = (
+        HeaderDeflater::new().expect("z"),
+        HeaderDeflater::new().expect("z"),
+    );
+    let open = syn_stream(
+        &mut cz,
+        3,
+        &[("streamtype", "data"), ("port", "8080"), ("requestid", "0")],
+    );
+    c.client.write_all(&open).await.expect("client");
+    let mut reply = syn_reply(&mut sz, 3);
+    reply[4] |= custos_stream::spdy::frame::FLAG_FIN;
+    c.server.write_all(&reply).await.expect("server");
+    c.client
+        .write_all(&data(3, true, b"bye"))
+        .await
+        .expect("client fin");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        c.pf.lock().conns.is_empty(),
+        "both sides ended: the connection is closed, not kept until the stream ends"
+    );
+    let Ended {
+        to_pod, records, ..
+    } = end(c).await;
+    assert_eq!(to_pod, b"bye");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.custos.record_kind == RecordKind::PortForwardClosed)
+            .count(),
+        1
+    );
+}
