@@ -68,8 +68,10 @@ impl PortForwardWire {
             .into_iter()
             .filter(|(k, _)| k == "ports")
             .flat_map(|(_, v)| {
+                // As the kubelet reads them (Go's ParseUint: digits only, no sign or spaces).
                 v.split(',')
-                    .filter_map(|p| p.trim().parse().ok())
+                    .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .filter_map(|p| p.parse().ok())
                     .collect::<Vec<u16>>()
             })
             .collect();

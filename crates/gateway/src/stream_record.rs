@@ -512,9 +512,11 @@ fn on_event(
     error_replied: &mut bool,
 ) {
     match e {
+        // The kubelet reads only `streamType` for exec/attach: an error stream that also names a
+        // port is still the error stream (the exit status).
         Wire::Open {
             stream,
-            channel: Channel::Error,
+            channel: Channel::Error | Channel::PortError(_),
             ..
         } => *error_stream = Some(stream),
         Wire::Data {
@@ -523,12 +525,22 @@ fn on_event(
             fin,
             ..
         } => {
+            let channel = match channel {
+                Channel::PortError(_) => Channel::Error,
+                other => other,
+            };
             transcript.data(channel, bytes, pieces);
             if fin {
                 transcript.end(channel, pieces);
             }
         }
-        Wire::Close { channel, .. } => transcript.end(channel, pieces),
+        Wire::Close { channel, .. } => transcript.end(
+            match channel {
+                Channel::PortError(_) => Channel::Error,
+                other => other,
+            },
+            pieces,
+        ),
         Wire::Control {
             kind: ControlKind::Text,
             raw,
@@ -573,7 +585,13 @@ pub struct RecordingTap {
 
 impl Tap for RecordingTap {
     fn on_chunk(&mut self, chunk: &mut BytesMut) -> Result<(), TapError> {
-        self.inner.on_chunk(chunk)?;
+        if let Err(e) = self.inner.on_chunk(chunk) {
+            // The inner tap's farewell (output it had already masked, held tails, then the Status
+            // and close) reaches the client: it is recorded first, or only the recording's own
+            // farewell goes out.
+            self.rec.record(&mut self.reader, &e.farewell)?;
+            return Err(e);
+        }
         self.rec.record(&mut self.reader, chunk)
     }
 

@@ -70,19 +70,36 @@ pub(crate) fn facts(
     }
 }
 
-/// `a=1&b=x+y&b=%2F` → `[(a, 1), (b, x y), (b, /)]`.
+/// `a=1&b=x+y&b=%2F` → `[(a, 1), (b, x y), (b, /)]`, read as Go's `url.ParseQuery` reads it (the
+/// apiserver and the kubelet do): a pair holding `;` or a malformed `%` escape is dropped whole, so
+/// what is recorded (the command, the ports) is what the cluster acted on.
 pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
+    let decode = |s: &str| -> Option<String> {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = |c: Option<&u8>| c.is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(b.get(i + 1)) && hex(b.get(i + 2))) {
+                    return None;
+                }
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        Some(
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
     };
     query
         .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
+        .filter(|p| !p.is_empty() && !p.contains(';'))
+        .filter_map(|p| match p.split_once('=') {
+            Some((k, v)) => Some((decode(k)?, decode(v)?)),
+            None => Some((decode(p)?, String::new())),
         })
         .collect()
 }

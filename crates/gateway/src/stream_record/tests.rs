@@ -292,6 +292,78 @@ async fn a_client_frame_that_cannot_be_parsed_closes_the_stream_and_the_recordin
 }
 
 #[tokio::test]
+async fn output_the_client_gets_in_a_masking_farewell_is_recorded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (recorder, store) = recorder(tmp.path()).await;
+    let req = request("ws-farewell", "exec");
+    let rec = StreamRecording::open(&recorder, detector(), &parts("websocket"), &req, "exec")
+        .await
+        .expect("opened");
+    let (mut client, mut server, task) = run(&rec, true);
+    // Output, then (in the same write) a frame the masking tap refuses (RSV1 set).
+    let mut wire = server_message(1, b"OUTPUT-BEFORE-THE-BAD-FRAME\n");
+    let mut bad = server_message(1, b"x");
+    bad[0] |= 0x40;
+    wire.extend(bad);
+    server.write_all(&wire).await.expect("server");
+    let shown = drain(&mut client, Duration::from_millis(300)).await;
+    assert!(String::from_utf8_lossy(&shown).contains("OUTPUT-BEFORE-THE-BAD-FRAME"));
+    drop((client, server));
+    let outcome = task.await.expect("join");
+    rec.finish(&outcome, Some("v5.channel.k8s.io")).await;
+    let records = records(&store).await;
+    let name = "ws-farewell.cast";
+    let path = tmp.path().join("recordings").join(name);
+    custos_recording::verify(&path, &custos_recording::chunks_of(&records, name)).expect("sealed");
+    let r = Recording::read(&path).expect("recording");
+    assert!(
+        r.output().contains("OUTPUT-BEFORE-THE-BAD-FRAME"),
+        "what the client saw is in the recording: {:?}",
+        r.output()
+    );
+}
+
+#[test]
+fn an_exec_error_stream_that_names_a_port_still_carries_the_exit_status() {
+    let mut transcript = Transcriber::new(detector());
+    let mut pieces = Vec::new();
+    let (mut error_stream, mut replied) = (None, false);
+    let status = br#"{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+    on_event(
+        Wire::Open {
+            stream: 1,
+            channel: Channel::PortError(1),
+            fin: false,
+            raw: &[],
+        },
+        true,
+        &mut transcript,
+        &mut pieces,
+        &mut error_stream,
+        &mut replied,
+    );
+    on_event(
+        Wire::Data {
+            stream: 1,
+            channel: Channel::PortError(1),
+            bytes: status,
+            fin: true,
+        },
+        false,
+        &mut transcript,
+        &mut pieces,
+        &mut error_stream,
+        &mut replied,
+    );
+    assert_eq!(error_stream, Some(1));
+    assert!(
+        transcript.exit_status().is_some(),
+        "the exit status is kept"
+    );
+    assert_eq!(transcript.exit_status().and_then(exit_code), Some(3));
+}
+
+#[tokio::test]
 async fn exec_is_refused_when_the_recording_cannot_be_created() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (recorder, _store) = recorder(tmp.path()).await;
@@ -478,6 +550,26 @@ fn the_exit_code_is_read_from_every_form_of_status() {
     assert_eq!(
         status(serde_json::json!({"status": "Failure", "message": "oops"})),
         None
+    );
+}
+
+#[test]
+fn query_pairs_go_parses_as_drop_semicolons_and_bad_escapes() {
+    // Go's url.ParseQuery (the apiserver's, the kubelet's) drops these pairs whole.
+    assert_eq!(
+        super::query_pairs("ports=1;,9999&ports=8080&ports=%zz7&command=ls"),
+        [
+            ("ports".to_owned(), "8080".to_owned()),
+            ("command".to_owned(), "ls".to_owned()),
+        ]
+    );
+    assert_eq!(
+        crate::port_forward::PortForwardWire::of(
+            Some("websocket"),
+            Some("v4.channel.k8s.io"),
+            "ports=1;,9999&ports=8080&ports=+80,%2081"
+        ),
+        crate::port_forward::PortForwardWire::Legacy(vec![8080])
     );
 }
 
