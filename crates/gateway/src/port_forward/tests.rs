@@ -40,6 +40,14 @@ fn data(id: u32, fin: bool, payload: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// A client RST_STREAM for `id` (status 5, CANCEL).
+fn rst(id: u32) -> Vec<u8> {
+    let mut f = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&5u32.to_be_bytes());
+    f
+}
+
 /// SPDY bytes inside one WebSocket binary message (masked when the client sends it).
 fn tunnelled(bytes: &[u8], client: bool) -> Vec<u8> {
     let mut plain = BytesMut::new();
@@ -510,10 +518,7 @@ async fn bytes_the_pod_sends_after_the_client_reset_the_stream_are_captured() {
         .write_all(&data(3, false, b"GET /dump"))
         .await
         .expect("client");
-    let mut rst = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
-    rst.extend_from_slice(&3u32.to_be_bytes());
-    rst.extend_from_slice(&5u32.to_be_bytes());
-    c.client.write_all(&rst).await.expect("reset");
+    c.client.write_all(&rst(3)).await.expect("reset");
     tokio::time::sleep(Duration::from_millis(100)).await;
     c.server
         .write_all(&data(
@@ -696,10 +701,7 @@ async fn a_text_message_from_the_client_is_captured_as_data_on_the_legacy_protoc
 async fn a_secret_split_across_two_late_frames_is_still_masked() {
     let mut c = captured("pf-late-split").await;
     open_connection(&mut c).await;
-    let mut rst = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
-    rst.extend_from_slice(&3u32.to_be_bytes());
-    rst.extend_from_slice(&5u32.to_be_bytes());
-    c.client.write_all(&rst).await.expect("reset");
+    c.client.write_all(&rst(3)).await.expect("reset");
     tokio::time::sleep(Duration::from_millis(100)).await;
     c.server
         .write_all(&data(3, false, b"late aws_access_key_id=AKIAIOSFOD"))
@@ -723,12 +725,6 @@ async fn error_streams_are_forgotten_when_reset() {
     let c = captured("pf-side").await;
     let Captured { mut client, pf, .. } = c;
     let mut z = HeaderDeflater::new().expect("z");
-    let reset = |id: u32| {
-        let mut f = control_header(custos_stream::spdy::frame::RST_STREAM, 0, 8).to_vec();
-        f.extend_from_slice(&id.to_be_bytes());
-        f.extend_from_slice(&5u32.to_be_bytes());
-        f
-    };
     let open = syn_stream(&mut z, 1, &[("streamtype", "error"), ("port", "8080")]);
     client.write_all(&open).await.expect("client");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -736,10 +732,10 @@ async fn error_streams_are_forgotten_when_reset() {
         pf.lock().side.contains(&1),
         "the error stream is known while open"
     );
-    client.write_all(&reset(1)).await.expect("reset");
+    client.write_all(&rst(1)).await.expect("reset");
     for id in (3..200u32).step_by(2) {
         let mut frames = syn_stream(&mut z, id, &[("streamtype", "error"), ("port", "8080")]);
-        frames.extend(reset(id));
+        frames.extend(rst(id));
         client.write_all(&frames).await.expect("client");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
