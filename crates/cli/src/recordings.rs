@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use custos_audit::bundle::{self, Manifest};
 use custos_audit::record::{Record, RecordKind, StreamRef};
-use custos_store::{Entry, LogStore, SearchQuery, MAX_SEARCH_LIMIT};
+use custos_store::{Entry, LogStore, SearchQuery};
 
 #[cfg(test)]
 mod tests;
@@ -270,34 +270,25 @@ pub async fn verify_store(
     // the store's kind index: an index edited to hide a stream-closed or stream-chunk record must not
     // turn a closed recording into one whose tail is excused.
     let mut referenced = Referenced::default();
-    let mut query = SearchQuery {
-        limit: MAX_SEARCH_LIMIT,
-        ..SearchQuery::default()
-    };
-    loop {
-        let page = store.search(&query).await.context("searching the log")?;
-        for entry in &page {
-            if entry.leaf_index.is_none_or(|i| i >= leaves) {
-                continue;
-            }
-            let record: Record = serde_json::from_slice(&entry.record).with_context(|| {
-                format!(
-                    "log entry {} (a verified leaf) does not parse as a record",
-                    entry.id.0
-                )
-            })?;
-            if matches!(
-                record.custos.record_kind,
-                RecordKind::StreamOpened | RecordKind::StreamChunk | RecordKind::StreamClosed
-            ) {
-                referenced.add(&record);
-            }
+    crate::sessions::entries(store, SearchQuery::default(), |entry| {
+        if entry.leaf_index.is_none_or(|i| i >= leaves) {
+            return Ok(());
         }
-        if page.len() < MAX_SEARCH_LIMIT {
-            break;
+        let record: Record = serde_json::from_slice(&entry.record).with_context(|| {
+            format!(
+                "log entry {} (a verified leaf) does not parse as a record",
+                entry.id.0
+            )
+        })?;
+        if matches!(
+            record.custos.record_kind,
+            RecordKind::StreamOpened | RecordKind::StreamChunk | RecordKind::StreamClosed
+        ) {
+            referenced.add(&record);
         }
-        query.after = page.last().map(|e| e.id);
-    }
+        Ok(())
+    })
+    .await?;
     referenced.excuse_unclosed = true;
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || referenced.verify_in(&dir)).await?
@@ -324,23 +315,17 @@ impl StreamsOf {
     pub async fn missing_records(&self, store: &dyn LogStore) -> anyhow::Result<Vec<Entry>> {
         let mut out = Vec::new();
         for audit in &self.audits {
-            let mut query = SearchQuery {
+            let query = SearchQuery {
                 audit_id: Some(audit.clone()),
-                limit: MAX_SEARCH_LIMIT,
                 ..SearchQuery::default()
             };
-            loop {
-                let page = store.search(&query).await?;
-                for entry in &page {
-                    if !self.seen.contains(&entry.id.0) && is_stream_record(&entry.record) {
-                        out.push(entry.clone());
-                    }
+            crate::sessions::entries(store, query, |entry| {
+                if !self.seen.contains(&entry.id.0) && is_stream_record(&entry.record) {
+                    out.push(entry.clone());
                 }
-                if page.len() < MAX_SEARCH_LIMIT {
-                    break;
-                }
-                query.after = page.last().map(|e| e.id);
-            }
+                Ok(())
+            })
+            .await?;
         }
         Ok(out)
     }

@@ -24,7 +24,7 @@ use custos_store::LogStore;
 
 use crate::audit_cmd::{column, open_store, parse_time, write_out, StoreArgs};
 use crate::recordings::RecordingsArgs;
-pub use load::{scan, session_records, Window};
+pub use load::{entries, scan, session_records, Window};
 use timeline::{Aggregator, SessionKey, Step, Summary};
 use view::Event;
 

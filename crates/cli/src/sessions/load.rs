@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use custos_audit::MicroTime;
-use custos_store::{LogStore, SearchQuery, MAX_SEARCH_LIMIT};
+use custos_store::{Entry, LogStore, SearchQuery, MAX_SEARCH_LIMIT};
 
 use super::timeline::{Logged, SessionKey};
 
@@ -33,33 +33,47 @@ impl Window {
     }
 }
 
-/// Calls `each` for every record the query matches, oldest first, page by page. Records that do
-/// not parse are skipped with a warning (`audit verify` is where a damaged log is reported).
-pub async fn scan(
+/// Calls `each` for every entry the query matches, oldest first, page by page; stops at the first
+/// error `each` returns.
+pub async fn entries(
     store: &dyn LogStore,
     mut query: SearchQuery,
-    mut each: impl FnMut(Logged),
+    mut each: impl FnMut(&Entry) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     query.limit = MAX_SEARCH_LIMIT;
     loop {
         let page = store.search(&query).await.context("searching the log")?;
         for entry in &page {
-            match serde_json::from_slice(&entry.record) {
-                Ok(record) => each(Logged {
-                    id: entry.id.0,
-                    leaf: entry.leaf_index,
-                    record,
-                }),
-                Err(e) => {
-                    tracing::warn!(entry = entry.id.0, error = %e, "skipping a record that does not parse")
-                }
-            }
+            each(entry)?;
         }
         if page.len() < MAX_SEARCH_LIMIT {
             return Ok(());
         }
         query.after = page.last().map(|e| e.id);
     }
+}
+
+/// Calls `each` for every record the query matches, oldest first, page by page. Records that do
+/// not parse are skipped with a warning (`audit verify` is where a damaged log is reported).
+pub async fn scan(
+    store: &dyn LogStore,
+    query: SearchQuery,
+    mut each: impl FnMut(Logged),
+) -> anyhow::Result<()> {
+    entries(store, query, |entry| {
+        match serde_json::from_slice(&entry.record) {
+            Ok(record) => each(Logged {
+                id: entry.id.0,
+                leaf: entry.leaf_index,
+                record,
+            }),
+            Err(e) => {
+                tracing::warn!(entry = entry.id.0, error = %e, "skipping a record that does not parse")
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Every record of the session `key`, in log order.
